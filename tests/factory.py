@@ -415,7 +415,7 @@ class _Client:
         return status, hdrs
 
 
-def push_blob(client: _Client, repo: str, blob: Blob) -> None:
+def _push_blob(client: _Client, repo: str, blob: Blob) -> None:
     status, _ = client.request("HEAD", f"/v2/{repo}/blobs/{blob.digest}", ok=(200, 404))
     if status == 200:
         return
@@ -430,7 +430,7 @@ def push_blob(client: _Client, repo: str, blob: Blob) -> None:
     )
 
 
-def push_manifest(client: _Client, repo: str, ref: str, manifest: Blob) -> str:
+def _push_manifest(client: _Client, repo: str, ref: str, manifest: Blob) -> str:
     _, hdrs = client.request(
         "PUT", f"/v2/{repo}/manifests/{ref}", data=manifest.data, headers={"Content-Type": manifest.media_type}
     )
@@ -452,10 +452,10 @@ def push(
     """
     client = _Client(registry if isinstance(registry, str) else registry.url, auth, cafile)
     for blob in tree.blobs:
-        push_blob(client, repo, blob)
+        _push_blob(client, repo, blob)
     for child in tree.manifests:
-        push_manifest(client, repo, child.digest, child)
-    digest = push_manifest(client, repo, tag, tree.top)
+        _push_manifest(client, repo, child.digest, child)
+    digest = _push_manifest(client, repo, tag, tree.top)
     if digest != tree.digest:
         raise PushError(
             "PUT", f"/v2/{repo}/manifests/{tag}", 201, f"registry stored digest {digest}, expected {tree.digest}"
