@@ -1,0 +1,144 @@
+"""Targets, evaluation and verdicts: one resolved image, every target's policy, one result per target."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gate import manifest as mf
+from gate.errors import UsageError
+from gate.policy import Effective, Registry, Setting, split_profile
+from gate.reference import Reference
+from gate.reference import parse as parse_reference
+from gate.rules import Context, Hit
+
+BASELINE = "oci"
+
+
+@dataclass(frozen=True)
+class Target:
+    ref: Reference | None
+    text: str | None
+    """The reference as the user wrote it (reported back as `target`)."""
+    profile: str
+    version: str | None
+    chosen_by: str
+    """How the profile was picked: "host quay.io", "--target", "--profile", "default"."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    severity: str
+    path: str
+    digest: str | None
+    platform: str | None
+    message: str
+    fix: str | None
+    sources: tuple[str, ...]
+
+
+@dataclass
+class Result:
+    target: Target
+    effective: Effective
+    findings: list[Finding] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        severities = {f.severity for f in self.findings}
+        return "fail" if "error" in severities else "warn" if "warning" in severities else "pass"
+
+
+def target_from_option(text: str, registry: Registry) -> Target:
+    """`--target REF[=PROFILE[@VERSION]]`: the profile is forced, or chosen by the reference's host."""
+    ref_text, _, forced = text.partition("=")
+    ref = parse_reference(ref_text)
+    if forced:
+        name, version = split_profile(forced)
+        registry.get(name)
+        return Target(ref, ref_text, name, version, "--target")
+    match = registry.match_host(ref.host)
+    if match is None:
+        return Target(ref, ref_text, BASELINE, None, "default")
+    profile, pattern = match
+    return Target(ref, ref_text, profile.name, None, f"host {pattern}")
+
+
+def target_from_profile(spec: str, registry: Registry) -> Target:
+    name, version = split_profile(spec)
+    registry.get(name)
+    return Target(None, None, name, version, "--profile")
+
+
+def transport_name(source: str) -> str:
+    """The source as skopeo names it, for fix commands (`docker://...`, `oci:DIR:TAG`)."""
+    if source.startswith(("docker://", "oci:", "oci-archive:")):
+        return source
+    return "docker://SOURCE"
+
+
+def evaluate(image: mf.Image, target: Target, registry: Registry) -> Result:
+    effective = registry.resolve(target.profile, target.version)
+    result = Result(target, effective)
+    if target.chosen_by == "default":
+        host = target.ref.host if target.ref else "?"
+        result.notices.append(
+            f"no profile knows the host {host}: checked against the OCI baseline only; "
+            f"choose one with --target {target.text}=PROFILE[@VERSION] (registry-gate profiles lists them)"
+        )
+    ctx = Context(image, target.ref)
+    source = transport_name(image.source)
+    dest = f"docker://{target.ref}" if target.ref else "docker://DEST"
+    skipped = []
+    for setting in effective.active():
+        rule = setting.rule
+        if rule.needs_children and not image.children_inspected:
+            skipped.append(rule.id)
+            continue
+        for hit in rule.check(ctx, setting.params):
+            result.findings.append(_finding(hit, setting.rule.id, setting, source, dest))
+    if skipped and any(n.depth for n in image.nodes):
+        result.notices.append(
+            "child manifests were not inspected, so these rules did not run: " + ", ".join(sorted(skipped))
+        )
+    order = {"error": 0, "warning": 1, "info": 2}
+    result.findings.sort(key=lambda f: (order[f.severity], f.path, f.rule))
+    return result
+
+
+def _finding(hit: Hit, rule_id: str, setting: Setting, source: str, dest: str) -> Finding:
+    node = hit.node
+    if hit.entry is not None:
+        digest, platform = hit.entry.digest, hit.entry.platform
+    else:
+        digest = node.manifest.digest if node.manifest else (node.descriptor.digest if node.descriptor else None)
+        platform = node.platform
+    message = hit.message
+    if setting.note:
+        message = f"{message}: {setting.note}"
+    fix = setting.rule.fix.replace("{source}", source).replace("{target}", dest) if setting.rule.fix else None
+    return Finding(
+        rule=rule_id,
+        severity=setting.severity,
+        path=node.at(hit.path),
+        digest=digest,
+        platform=str(platform) if platform else None,
+        message=message,
+        fix=fix,
+        sources=setting.sources,
+    )
+
+
+def plan_targets(targets: list[str], profiles: list[str], registry: Registry) -> list[Target]:
+    planned = [target_from_option(t, registry) for t in targets]
+    planned += [target_from_profile(p, registry) for p in profiles]
+    if not planned:
+        planned.append(Target(None, None, BASELINE, None, "no target"))
+    seen = set()
+    for t in planned:
+        key = (t.text, t.profile, t.version)
+        if key in seen:
+            raise UsageError(f"target {t.text or t.profile} is given twice", "name each target once")
+        seen.add(key)
+    return planned

@@ -1,0 +1,50 @@
+"""Turn a rule's example (`{"top": ..., "children": {...}}`) into real bytes with real digests.
+
+In an example, a string "@name" stands for the child called `name`: as a `size` it becomes the child's length,
+anywhere else its digest. The same bytes serve `registry-gate explain`, the doc tests and the ground-truth tests
+that push examples to a real registry.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from gate import manifest as mf
+from gate.sources import resolve
+
+
+def encode(doc: Any) -> bytes:
+    return json.dumps(doc, indent=2).encode() + b"\n"
+
+
+def materialize(example: Mapping[str, Any]) -> tuple[bytes, dict[str, bytes]]:
+    """The top's bytes and every child's bytes by digest."""
+    children: Mapping[str, Any] = example.get("children", {})
+    raws: dict[str, bytes] = {}
+
+    def raw(name: str, stack: tuple[str, ...] = ()) -> bytes:
+        if name not in raws:
+            if name in stack:
+                raise ValueError(f"example child {name!r} refers to itself")
+            raws[name] = encode(substitute(children[name], (*stack, name)))
+        return raws[name]
+
+    def substitute(value: Any, stack: tuple[str, ...], key: str = "") -> Any:
+        if isinstance(value, dict):
+            return {k: substitute(v, stack, k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [substitute(v, stack, key) for v in value]
+        if isinstance(value, str) and value.startswith("@") and value[1:] in children:
+            data = raw(value[1:], stack)
+            return len(data) if key == "size" else mf.digest_of(data)
+        return value
+
+    top = encode(substitute(example["top"], ()))
+    return top, {mf.digest_of(r): r for r in raws.values()}
+
+
+def image(example: Mapping[str, Any]) -> mf.Image:
+    top, blobs = materialize(example)
+    return resolve("example", mf.parse(top), lambda d: blobs.get(d.digest or ""))

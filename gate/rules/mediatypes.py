@@ -1,0 +1,218 @@
+"""Media types: do the index, its children, and their configs and layers speak the same family?"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from gate import manifest as mf
+from gate.rules import Context, Hit, entries, rule
+
+_OCI_CONFIG = {"mediaType": mf.OCI_CONFIG, "digest": "sha256:" + "a" * 64, "size": 2}
+_OCI_LAYER = {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": "sha256:" + "b" * 64, "size": 32}
+_DOCKER_CONFIG = {"mediaType": mf.DOCKER_CONFIG, "digest": "sha256:" + "a" * 64, "size": 2}
+_DOCKER_LAYER = {"mediaType": mf.DOCKER_LAYER, "digest": "sha256:" + "b" * 64, "size": 32}
+OCI_IMAGE = {"schemaVersion": 2, "mediaType": mf.OCI_MANIFEST, "config": _OCI_CONFIG, "layers": [_OCI_LAYER]}
+DOCKER_IMAGE = {
+    "schemaVersion": 2,
+    "mediaType": mf.DOCKER_MANIFEST,
+    "config": _DOCKER_CONFIG,
+    "layers": [_DOCKER_LAYER],
+}
+_LINUX = {"os": "linux", "architecture": "amd64"}
+_WINDOWS = {"os": "windows", "architecture": "amd64", "os.version": "10.0.20348.2655"}
+CONVERT = "skopeo copy --all --format oci {source} {target}"
+
+
+def _index(media_type: str, *children: tuple[str, str, dict[str, str]]) -> dict[str, Any]:
+    return {
+        "schemaVersion": 2,
+        "mediaType": media_type,
+        "manifests": [{"mediaType": t, "digest": f"@{n}", "size": f"@{n}", "platform": p} for n, t, p in children],
+    }
+
+
+@rule(
+    "mixed-oci-index",
+    severity="error",
+    needs_children=False,
+    sources=[
+        "https://github.com/docker-library/python/issues/953",
+        "https://github.com/quay/quay/pull/6070",
+        "https://github.com/quay/quay/blob/v3.17.4/image/oci/index.py",
+        "https://github.com/opencontainers/image-spec/issues/1150",
+    ],
+    fix=CONVERT,
+    passing={"top": _index(mf.OCI_INDEX, ("a", mf.OCI_MANIFEST, _LINUX)), "children": {"a": OCI_IMAGE}},
+    failing={
+        "top": _index(mf.OCI_INDEX, ("a", mf.OCI_MANIFEST, _LINUX), ("w", mf.DOCKER_MANIFEST, _WINDOWS)),
+        "children": {"a": OCI_IMAGE, "w": DOCKER_IMAGE},
+    },
+)
+def mixed_oci_index(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
+    """An OCI image index lists Docker manifests (a mixed index).
+
+    The image-spec allows it and Docker Hub serves such indexes (python:3.11 and 3.12, whose Windows entries are
+    Docker v2 schema 2), but Quay refused them with MANIFEST_INVALID until 3.17.4 / 3.18, after every blob was
+    uploaded. `skopeo copy --all --format oci` rewrites the index and every child as OCI.
+    """
+    for node, index in ctx.indexes():
+        if index.type != mf.OCI_INDEX:
+            continue
+        for i, d in enumerate(index.manifests):
+            if d.media_type in mf.DOCKER_MANIFEST_TYPES:
+                yield Hit(
+                    node, f"manifests[{i}].mediaType", f"OCI index entry is a Docker manifest ({d.media_type})", d
+                )
+
+
+@rule(
+    "mixed-docker-list",
+    severity="error",
+    sources=[
+        "https://github.com/quay/quay/blob/v3.18.0/image/docker/schema2/list.py",
+        "https://github.com/podman-container-tools/buildah/issues/3550",
+    ],
+    fix=CONVERT,
+    passing={"top": _index(mf.DOCKER_LIST, ("d", mf.DOCKER_MANIFEST, _LINUX)), "children": {"d": DOCKER_IMAGE}},
+    failing={"top": _index(mf.DOCKER_LIST, ("o", mf.OCI_MANIFEST, _LINUX)), "children": {"o": OCI_IMAGE}},
+)
+def mixed_docker_list(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
+    """A Docker manifest list lists OCI manifests or indexes.
+
+    The Docker list format only defines Docker children. Quay's list schema allows only Docker v2 schema 2 and
+    schema 1 children in every version, so the list is refused with MANIFEST_INVALID.
+    """
+    for node, index in ctx.indexes():
+        if index.type != mf.DOCKER_LIST:
+            continue
+        for i, d in enumerate(index.manifests):
+            if d.media_type in mf.OCI_MANIFEST_TYPES:
+                yield Hit(
+                    node, f"manifests[{i}].mediaType", f"Docker list entry is an OCI manifest ({d.media_type})", d
+                )
+
+
+@rule(
+    "descriptor-media-type-mismatch",
+    severity="error",
+    needs_children=True,
+    sources=[
+        "https://github.com/distribution/distribution/blob/v3.1.1/manifests.go",
+        "https://github.com/chainguard-forks/kaniko/issues/160",
+        "https://github.com/google/go-containerregistry/blob/main/cmd/crane/doc/crane_validate.md",
+    ],
+    fix="rebuild the index from the manifests as stored (docker buildx imagetools create, or skopeo copy --all)",
+    passing={"top": _index(mf.OCI_INDEX, ("a", mf.OCI_MANIFEST, _LINUX)), "children": {"a": OCI_IMAGE}},
+    failing={"top": _index(mf.OCI_INDEX, ("a", mf.DOCKER_MANIFEST, _LINUX)), "children": {"a": OCI_IMAGE}},
+)
+def descriptor_media_type_mismatch(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
+    """An index entry's `mediaType` is not the `mediaType` its manifest declares.
+
+    The registry receives the child with the type the client sends, and distribution refuses a body whose own
+    `mediaType` differs from the Content-Type ("mediaType in manifest should be ..."); pulls by platform then fail.
+    """
+    for node, _, child in entries(ctx):
+        d, m = child.descriptor, child.manifest
+        if d is not None and m is not None and m.media_type and d.media_type and d.media_type != m.media_type:
+            yield Hit(node, f"{d.path}.mediaType", f"entry says {d.media_type}, the manifest says {m.media_type}", d)
+
+
+def _part_family(media_type: str | None) -> str:
+    t = media_type or ""
+    if t.startswith(mf.DOCKER_PREFIX):
+        return "docker"
+    if t.startswith("application/vnd.oci."):
+        return "oci"
+    return "other"
+
+
+V2S2_CONFIG_TYPES = frozenset({mf.DOCKER_CONFIG, "application/vnd.docker.plugin.v1+json"})
+V2S2_LAYER_TYPES = frozenset({mf.DOCKER_LAYER, mf.DOCKER_FOREIGN_LAYER})
+
+
+@rule(
+    "docker-v2s2-undefined-types",
+    severity="error",
+    sources=[
+        "https://github.com/distribution/distribution/blob/main/docs/content/spec/manifest-v2-2.md",
+        "https://github.com/quay/quay/blob/v3.18.0/image/docker/schema2/manifest.py",
+        "https://github.com/containers/image/pull/2906",
+        "https://github.com/imagegenius/docker-immich/pull/717",
+    ],
+    fix=CONVERT,
+    passing={"top": DOCKER_IMAGE},
+    failing={
+        "top": {
+            **DOCKER_IMAGE,
+            "layers": [{**_DOCKER_LAYER, "mediaType": "application/vnd.docker.image.rootfs.diff.tar.zstd"}],
+        }
+    },
+)
+def docker_v2s2_undefined_types(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
+    """A Docker v2 schema 2 manifest has a config or layer type that schema 2 does not define.
+
+    Schema 2 defines one config type and two layer types (gzip and foreign gzip). OCI types, in-toto layers,
+    Docker-typed zstd (`...diff.tar.zstd`) or uncompressed layers inside it are refused by Quay's schema with
+    MANIFEST_INVALID, and containers/image (skopeo, podman, buildah) refuses to pull them ("unsupported docker
+    v2s2 media type"), even where a registry such as GHCR stored them. Converting to OCI makes the types valid.
+    """
+    for node, m in ctx.images():
+        if m.type != mf.DOCKER_MANIFEST:
+            continue
+        if m.config and m.config.media_type not in V2S2_CONFIG_TYPES:
+            yield Hit(node, "config.mediaType", f"Docker v2s2 manifest with config type {m.config.media_type}")
+        for d in m.layers:
+            if d.media_type not in V2S2_LAYER_TYPES:
+                yield Hit(node, f"{d.path}.mediaType", f"Docker v2s2 manifest with layer type {d.media_type}")
+
+
+@rule(
+    "oci-manifest-docker-parts",
+    severity="warning",
+    sources=[
+        "https://github.com/podman-container-tools/buildah/issues/4551",
+        "https://github.com/opencontainers/image-spec/blob/main/manifest.md",
+    ],
+    fix=CONVERT,
+    passing={"top": OCI_IMAGE},
+    failing={"top": {**OCI_IMAGE, "config": _DOCKER_CONFIG}},
+)
+def oci_manifest_docker_parts(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
+    """An OCI image manifest has a Docker config or layer media type.
+
+    Docker Hub accepted such Ubuntu images in 2023, and buildah and skopeo then refused to pull them; Quay up to
+    3.11 refuses a Docker config type in an OCI manifest through its config allow-list.
+    """
+    for node, m in ctx.images():
+        if m.type != mf.OCI_MANIFEST:
+            continue
+        for d in ([m.config] if m.config else []) + m.layers:
+            if _part_family(d.media_type) == "docker":
+                yield Hit(
+                    node, f"{d.path}.mediaType", f"OCI manifest with a Docker {d.path.split('[')[0]} ({d.media_type})"
+                )
+
+
+@rule(
+    "missing-media-type",
+    severity="warning",
+    sources=[
+        "https://github.com/containers/image/pull/584",
+        "https://github.com/falcosecurity/falcoctl/issues/302",
+        "https://github.com/cloudflare/serverless-registry/pull/158",
+        "https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_PutImage.html",
+    ],
+    fix="set the top-level mediaType (e.g. oras push --image-spec v1.1, or skopeo copy --format oci {source} {target})",
+    passing={"top": OCI_IMAGE},
+    failing={"top": {k: v for k, v in OCI_IMAGE.items() if k != "mediaType"}},
+)
+def missing_media_type(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
+    """The manifest has no top-level `mediaType`.
+
+    The OCI spec makes it optional (the type travels in Content-Type), but ECR answers 405 "Invalid JSON syntax"
+    unless the type is given separately, some registries' schemas require it, and Docker v2 schema 2 requires it.
+    """
+    for node, m in ctx.manifests():
+        if m.kind in ("image", "index") and "mediaType" not in m.data:
+            yield Hit(node, "mediaType", "no top-level mediaType")
