@@ -71,7 +71,7 @@ def is_attestation(d: mf.Descriptor) -> bool:
                 "layers": [
                     {
                         "mediaType": "application/vnd.in-toto+json",
-                        "digest": "sha256:" + "d" * 64,
+                        "digest": "%provenance",
                         "size": 9,
                         "annotations": {"in-toto.io/predicate-type": "https://slsa.dev/provenance/v0.2"},
                     }

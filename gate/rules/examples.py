@@ -1,7 +1,9 @@
 """Turn a rule's example (`{"top": ..., "children": {...}}`) into real bytes with real digests.
 
 In an example, a string "@name" stands for the child called `name`: as a `size` it becomes the child's length,
-anywhere else its digest. The same bytes serve `registry-gate explain`, the doc tests and the ground-truth tests
+anywhere else its digest. A string "%text" stands the same way for a blob whose content is `text` (configs,
+layers), so that an example can be pushed to a real registry with every blob it names.
+The same bytes serve `registry-gate explain`, the doc tests and the ground-truth tests
 that push examples to a real registry.
 """
 
@@ -19,10 +21,11 @@ def encode(doc: Any) -> bytes:
     return json.dumps(doc, indent=2).encode() + b"\n"
 
 
-def materialize(example: Mapping[str, Any]) -> tuple[bytes, dict[str, bytes]]:
-    """The top's bytes and every child's bytes by digest."""
+def materialize(example: Mapping[str, Any]) -> tuple[bytes, dict[str, bytes], dict[str, bytes]]:
+    """The top's bytes, every child manifest's bytes by digest, and every "%text" blob by digest."""
     children: Mapping[str, Any] = example.get("children", {})
     raws: dict[str, bytes] = {}
+    blobs: dict[str, bytes] = {}
 
     def raw(name: str, stack: tuple[str, ...] = ()) -> bytes:
         if name not in raws:
@@ -39,12 +42,16 @@ def materialize(example: Mapping[str, Any]) -> tuple[bytes, dict[str, bytes]]:
         if isinstance(value, str) and value.startswith("@") and value[1:] in children:
             data = raw(value[1:], stack)
             return len(data) if key == "size" else mf.digest_of(data)
+        if isinstance(value, str) and value.startswith("%"):
+            data = value[1:].encode()
+            blobs[mf.digest_of(data)] = data
+            return len(data) if key == "size" else mf.digest_of(data)
         return value
 
     top = encode(substitute(example["top"], ()))
-    return top, {mf.digest_of(r): r for r in raws.values()}
+    return top, {mf.digest_of(r): r for r in raws.values()}, blobs
 
 
 def image(example: Mapping[str, Any]) -> mf.Image:
-    top, blobs = materialize(example)
-    return resolve("example", mf.parse(top), lambda d: blobs.get(d.digest or ""))
+    top, manifests, _ = materialize(example)
+    return resolve("example", mf.parse(top), lambda d: manifests.get(d.digest or ""))

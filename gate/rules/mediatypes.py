@@ -8,10 +8,10 @@ from typing import Any
 from gate import manifest as mf
 from gate.rules import Context, Hit, entries, rule
 
-_OCI_CONFIG = {"mediaType": mf.OCI_CONFIG, "digest": "sha256:" + "a" * 64, "size": 2}
-_OCI_LAYER = {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": "sha256:" + "b" * 64, "size": 32}
-_DOCKER_CONFIG = {"mediaType": mf.DOCKER_CONFIG, "digest": "sha256:" + "a" * 64, "size": 2}
-_DOCKER_LAYER = {"mediaType": mf.DOCKER_LAYER, "digest": "sha256:" + "b" * 64, "size": 32}
+_OCI_CONFIG = {"mediaType": mf.OCI_CONFIG, "digest": "%{}", "size": "%{}"}
+_OCI_LAYER = {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": "%layer", "size": "%layer"}
+_DOCKER_CONFIG = {"mediaType": mf.DOCKER_CONFIG, "digest": "%{}", "size": "%{}"}
+_DOCKER_LAYER = {"mediaType": mf.DOCKER_LAYER, "digest": "%layer", "size": "%layer"}
 OCI_IMAGE = {"schemaVersion": 2, "mediaType": mf.OCI_MANIFEST, "config": _OCI_CONFIG, "layers": [_OCI_LAYER]}
 DOCKER_IMAGE = {
     "schemaVersion": 2,

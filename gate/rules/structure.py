@@ -9,8 +9,8 @@ from gate import manifest as mf
 from gate.rules import Context, Hit, entries, rule
 
 _IMAGE = {"mediaType": mf.OCI_MANIFEST, "schemaVersion": 2}
-_CONFIG = {"mediaType": mf.OCI_CONFIG, "digest": "sha256:" + "a" * 64, "size": 2}
-_LAYER = {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": "sha256:" + "b" * 64, "size": 32}
+_CONFIG = {"mediaType": mf.OCI_CONFIG, "digest": "%{}", "size": "%{}"}
+_LAYER = {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": "%layer", "size": "%layer"}
 _AMD64 = {"os": "linux", "architecture": "amd64"}
 
 
