@@ -72,7 +72,7 @@ def is_attestation(d: mf.Descriptor) -> bool:
                     {
                         "mediaType": "application/vnd.in-toto+json",
                         "digest": "%provenance",
-                        "size": 9,
+                        "size": "%provenance",
                         "annotations": {"in-toto.io/predicate-type": "https://slsa.dev/provenance/v0.2"},
                     }
                 ],
