@@ -40,7 +40,7 @@ def render(report: Report) -> str:
         rows = [(f.rule, f.severity, f.path, f"{_short(f.digest)} {f.platform or ''}".strip()) for f in r.findings]
         widths = [max(len(row[i]) for row in [("RULE", "SEVERITY", "PATH", "ENTRY"), *rows]) for i in range(4)]
         header = ("RULE", "SEVERITY", "PATH", "ENTRY")
-        out.append("  " + "  ".join(h.ljust(w) for h, w in zip(header, widths)))
+        out.append(("  " + "  ".join(h.ljust(w) for h, w in zip(header, widths))).rstrip())
         for f, row in zip(r.findings, rows):
             cells = [
                 row[0].ljust(widths[0]),
@@ -50,6 +50,8 @@ def render(report: Report) -> str:
             ]
             out.append("  " + "  ".join(cells))
             out.append(f"      why: {f.message}")
+            if f.severity == "info":
+                continue  # information: what and why, without a fix to apply
             if f.fix:
                 out.append(f"      fix: {f.fix}")
             if f.sources:
