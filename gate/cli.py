@@ -35,9 +35,10 @@ def _die(exc: Exception) -> NoReturn:
 
 def _version(value: bool) -> None:
     if value:
+        from gate.cache import Cache
         from gate.skopeo import Skopeo
 
-        skopeo = Skopeo().version()
+        skopeo = Skopeo().version(Cache())
         typer.echo(f"registry-gate {__version__} (skopeo {skopeo or 'not found'})")
         raise typer.Exit()
 
@@ -63,14 +64,17 @@ def check(
     children: str | None = typer.Option(None, "--children", help="Folder of child manifests for a saved manifest."),
     jobs: int = typer.Option(8, "--jobs", "-j", min=1, max=64, help="Child manifests fetched at once."),
     timeout: float = typer.Option(60.0, "--timeout", min=1, help="Seconds allowed for each skopeo call."),
+    deadline: float | None = typer.Option(None, "--deadline", min=1, help="Seconds allowed for the whole run."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the manifest cache on disk."),
 ) -> None:
     """Check SOURCE against the policy of every target registry."""
     try:
+        from gate.cache import Cache
         from gate.engine import evaluate, plan_targets
         from gate.errors import EXIT_FAIL, EXIT_PASS, UsageError
         from gate.policy import Registry
         from gate.report import FORMATS, Report, render
-        from gate.skopeo import Options, Skopeo
+        from gate.skopeo import Options, session
         from gate.sources import open_source
 
         if fmt not in FORMATS:
@@ -79,13 +83,92 @@ def check(
             raise UsageError(f"--fail-on {fail_on!r} is not error or warning", "pick one of them")
         registry = Registry(policy)
         targets = plan_targets(target, profile, registry)
-        skopeo = Skopeo(Options(tls_verify=tls_verify, authfile=authfile, cert_dir=cert_dir, timeout=timeout))
-        image = open_source(source, skopeo, jobs, children)
+        options = Options(tls_verify, authfile, cert_dir, timeout, deadline=_deadline(deadline))
+        with session(options, _hosts([source])) as skopeo:
+            image = open_source(source, skopeo, jobs, children, Cache(disk=not no_cache))
         results = [evaluate(image, t, registry) for t in targets]
         report = Report(image.source, image.top.digest, image.top.type, results)
         sys.stdout.write(render(report, fmt))
         failing = {"fail"} | ({"warn"} if fail_on == "warning" else set())
         code = EXIT_FAIL if any(r.verdict in failing for r in results) else EXIT_PASS
+    except Exception as exc:
+        _die(exc)
+    raise typer.Exit(code)
+
+
+def _deadline(seconds: float | None) -> float | None:
+    import time
+
+    return None if seconds is None else time.monotonic() + seconds
+
+
+def _hosts(sources: list[str]) -> set[str]:
+    """The registry hosts among `docker://` sources (where credentials from the environment may go)."""
+    from gate.errors import UsageError
+    from gate.reference import parse
+
+    hosts = set()
+    for source in sources:
+        if source.startswith("docker://"):
+            try:
+                hosts.add(parse(source).host)
+            except UsageError:
+                continue  # reported when the source is opened
+    return hosts
+
+
+@app.command()
+def audit(
+    sources: list[str] = typer.Argument(
+        None, help="Sources as for check; HOST/REPOSITORY with no tag means each of its tags.", show_default=False
+    ),
+    from_file: str | None = typer.Option(
+        None, "--from-file", help="File of sources, one a line, # comments ('-': stdin)."
+    ),
+    tags: str | None = typer.Option(None, "--tags", help="Only tags matching this regular expression (re.search)."),
+    shard: str | None = typer.Option(None, "--shard", help="K/N: check only this job's share of the sources."),
+    target: list[str] = typer.Option([], "--target", "-t", help="REF[=PROFILE[@VERSION]] you will push to (repeat)."),
+    profile: list[str] = typer.Option([], "--profile", "-p", help="PROFILE[@VERSION] to check with no reference."),
+    policy: list[str] = typer.Option([], "--policy", help="Extra policy YAML file (repeat)."),
+    fmt: str = typer.Option("text", "--format", "-f", help="text or json (registry-gate/audit/v1)."),
+    fail_on: str = typer.Option("error", "--fail-on", help="error, or warning to fail on warnings too."),
+    tls_verify: bool | None = typer.Option(None, "--tls-verify/--no-tls-verify", help="Verify registry TLS."),
+    authfile: str | None = typer.Option(None, "--authfile", help="Registry auth file (default REGISTRY_AUTH_FILE)."),
+    cert_dir: str | None = typer.Option(None, "--cert-dir", help="Folder of CA certificates for the registry."),
+    jobs: int = typer.Option(8, "--jobs", "-j", min=1, max=64, help="skopeo calls at once, over all sources."),
+    timeout: float = typer.Option(60.0, "--timeout", min=1, help="Seconds allowed for each skopeo call."),
+    deadline: float | None = typer.Option(None, "--deadline", min=1, help="Seconds allowed for the whole run."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the manifest cache on disk."),
+) -> None:
+    """Check many sources (a repository's tags, a list) at once; one report, the worst exit code."""
+    try:
+        from gate import audit as bulk
+        from gate.cache import Cache
+        from gate.engine import plan_targets
+        from gate.errors import UsageError
+        from gate.policy import Registry
+        from gate.report import audit as audit_report
+        from gate.skopeo import Options, session
+
+        if fmt not in ("text", "json"):
+            raise UsageError(f"--format {fmt!r} is not one of text, json", "pick one of them")
+        if fail_on not in ("error", "warning"):
+            raise UsageError(f"--fail-on {fail_on!r} is not error or warning", "pick one of them")
+        specs = list(sources or []) + (bulk.read_list(from_file) if from_file else [])
+        if not specs:
+            raise UsageError("no sources", "name sources as arguments or pass --from-file FILE")
+        which = bulk.parse_shard(shard)
+        registry = Registry(policy)
+        targets = plan_targets(target, profile, registry)
+        options = Options(tls_verify, authfile, cert_dir, timeout, deadline=_deadline(deadline))
+        specs = [bulk.normalise(s) for s in specs]
+        with session(options, _hosts(specs), jobs) as skopeo:
+            expanded = [s for s in bulk.expand(specs, tags, skopeo, jobs) if bulk.in_shard(s, which)]
+            progress = bulk.Progress()
+            outcomes = bulk.run(expanded, targets, registry, skopeo, jobs, Cache(disk=not no_cache), progress)
+            progress.close()
+        code = bulk.worst_exit(outcomes, fail_on)
+        sys.stdout.write(audit_report.render(outcomes, fmt, code, which))
     except Exception as exc:
         _die(exc)
     raise typer.Exit(code)

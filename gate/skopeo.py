@@ -3,19 +3,28 @@
 Every call is an argv list (never a shell), has a timeout, and is retried a bounded number of times when the
 failure is transient (rate limit, 5xx, network, timeout). Failures are classified from stderr, because the
 documented exit code 2 for "not found" exists only from skopeo 1.16 and GitHub's runners ship 1.4.1 and 1.13.3.
-Credentials reach skopeo only through an auth file (`--authfile`, `REGISTRY_AUTH_FILE`, or docker's config),
-never through argv.
+Credentials reach skopeo only through an auth file (`--authfile`, `REGISTRY_AUTH_FILE`, docker's config, or a
+private 0600 file written from REGISTRY_GATE_USERNAME / REGISTRY_GATE_PASSWORD and deleted after), never through argv.
+An overall deadline bounds every call's timeout and every backoff sleep.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gate.errors import InspectError, UsageError
+
+if TYPE_CHECKING:
+    from gate.cache import Cache
 
 # kind -> (stderr patterns, what the user should do). Checked in order: the first match wins.
 _KINDS: list[tuple[str, re.Pattern[str], str]] = [
@@ -107,6 +116,8 @@ class Options:
     timeout: float = 60.0
     retries: int = 2
     backoff: float = 0.5
+    deadline: float | None = None
+    """An absolute `time.monotonic()` after which no call starts and running calls are cut short."""
 
     def registry_flags(self, prefix: str = "") -> list[str]:
         """`--tls-verify`, `--authfile`, `--cert-dir` for one side (`src-`/`dest-` in copy)."""
@@ -127,21 +138,53 @@ def _run(argv: Sequence[str], timeout: float) -> subprocess.CompletedProcess[byt
     return subprocess.run(list(argv), capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False)
 
 
+def _deadline_error(what: str) -> InspectError:
+    return InspectError(
+        f"cannot inspect {what}: deadline: the --deadline ran out",
+        "raise --deadline or check fewer sources",
+        "deadline",
+    )
+
+
 @dataclass
 class Skopeo:
     options: Options = field(default_factory=Options)
     binary: str = "skopeo"
     runner: Runner = _run
     calls: int = 0
+    jobs: int | None = None
+    """At most this many skopeo processes at once, however many threads ask (None: no limit)."""
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _slots: threading.BoundedSemaphore | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.jobs is not None:
+            self._slots = threading.BoundedSemaphore(self.jobs)
+
+    def _remaining(self) -> float | None:
+        return None if self.options.deadline is None else self.options.deadline - time.monotonic()
+
+    def _run_one(self, argv: list[str], timeout: float) -> subprocess.CompletedProcess[bytes]:
+        if self._slots is None:
+            return self.runner(argv, timeout)
+        with self._slots:
+            return self.runner(argv, timeout)
 
     def _call(self, args: list[str], what: str, timeout: float | None = None) -> bytes:
         argv = [self.binary, *args]
         attempt = 0
         while True:
             attempt += 1
-            self.calls += 1
+            limit = timeout or self.options.timeout
+            remaining = self._remaining()
+            if remaining is not None:
+                if remaining <= 0:
+                    raise _deadline_error(what)
+                limit = min(limit, remaining)
+            with self._lock:
+                self.calls += 1
             try:
-                proc = self.runner(argv, timeout or self.options.timeout)
+                proc = self._run_one(argv, limit)
             except FileNotFoundError:
                 raise InspectError(
                     f"skopeo is not installed (no {self.binary!r} on PATH)",
@@ -149,9 +192,12 @@ class Skopeo:
                     kind="skopeo-missing",
                 ) from None
             except subprocess.TimeoutExpired:
+                remaining = self._remaining()
+                if remaining is not None and remaining <= 0:
+                    raise _deadline_error(what) from None
                 kind, message, fix = (
                     "timeout",
-                    f"no answer in {timeout or self.options.timeout:g}s",
+                    f"no answer in {limit:g}s",
                     "check that the registry is reachable, or raise --timeout",
                 )
             else:
@@ -160,18 +206,33 @@ class Skopeo:
                 stderr = proc.stderr.decode("utf-8", "replace")
                 kind, fix = classify(stderr)
                 message = _last_line(stderr)
-            if kind not in TRANSIENT or attempt > self.options.retries:
+            pause = self.options.backoff * 2 ** (attempt - 1)
+            remaining = self._remaining()
+            if kind not in TRANSIENT or attempt > self.options.retries or (remaining is not None and remaining < pause):
                 raise InspectError(f"cannot inspect {what}: {kind}: {message}", fix, kind=kind)
-            time.sleep(self.options.backoff * 2 ** (attempt - 1))
+            time.sleep(pause)
 
-    def version(self) -> str | None:
-        """The installed skopeo's version ("1.9.3"), or None when it is missing or broken."""
+    def version(self, cache: Cache | None = None) -> str | None:
+        """The installed skopeo's version ("1.9.3"), or None when it is missing or broken.
+
+        With a cache, the answer is remembered per binary (path, size, mtime), which saves a process start.
+        """
+        key = None
+        if cache is not None:
+            known, key = cache.skopeo_version(self.binary)
+            if known is not None:
+                return known
+            if key is None:
+                return None
         try:
             proc = self.runner([self.binary, "--version"], 10)
         except (FileNotFoundError, subprocess.TimeoutExpired):
             return None
         match = re.search(rb"version\s+(\d+\.\d+(?:\.\d+)?)", proc.stdout)
-        return match.group(1).decode() if match else None
+        version = match.group(1).decode() if match else None
+        if cache is not None and key is not None and version is not None:
+            cache.remember_skopeo_version(key, version)
+        return version
 
     def inspect_raw(self, ref: str) -> bytes:
         """The manifest bytes exactly as the registry stores them (`skopeo inspect --raw docker://REF`)."""
@@ -201,3 +262,78 @@ class Skopeo:
     def copy(self, source: str, dest: str, oci: bool) -> None:
         argv = self.copy_argv(source, dest, oci)
         self._call(argv[1:], f"{source} -> {dest}", timeout=max(600.0, self.options.timeout))
+
+
+USERNAME_ENV = "REGISTRY_GATE_USERNAME"
+PASSWORD_ENV = "REGISTRY_GATE_PASSWORD"
+REGISTRY_ENV = "REGISTRY_GATE_REGISTRY"
+
+
+def env_credentials(hosts: set[str]) -> tuple[str, str, str] | None:
+    """(host, username, password) from the environment, or None when no username/password is set.
+
+    The credentials go to one registry only: REGISTRY_GATE_REGISTRY, or the only registry host among the sources.
+    """
+    user, password = os.environ.get(USERNAME_ENV), os.environ.get(PASSWORD_ENV)
+    if not user and not password:
+        return None
+    host = os.environ.get(REGISTRY_ENV)
+    if not hosts and not host:
+        return None  # no registry source: nothing to log in to
+    if not user or not password:
+        missing = USERNAME_ENV if not user else PASSWORD_ENV
+        raise UsageError(f"{missing} is not set but its partner is", f"set both {USERNAME_ENV} and {PASSWORD_ENV}")
+    if not host:
+        if len(hosts) != 1:
+            raise UsageError(
+                f"{USERNAME_ENV} is set and the sources name {len(hosts)} registries",
+                f"set {REGISTRY_ENV}=HOST to say which registry the credentials belong to",
+            )
+        host = next(iter(hosts))
+    return host, user, password
+
+
+@contextmanager
+def private_authfile(host: str, user: str, password: str, base: str | None = None) -> Iterator[str]:
+    """A 0600 auth file (containers-auth.json) in a private 0700 folder holding `host`'s credentials, deleted after.
+
+    Entries of `base` (the user's --authfile or REGISTRY_AUTH_FILE) for other hosts are kept, so one run can still
+    reach them.
+    """
+    import base64
+    import json
+    import shutil
+    import tempfile
+
+    auths: dict[str, object] = {}
+    if base:
+        try:
+            loaded = json.loads(Path(base).read_bytes())
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot read the auth file {base}: {exc}", "pass a containers-auth.json file") from None
+        if isinstance(loaded, dict) and isinstance(loaded.get("auths"), dict):
+            auths.update(loaded["auths"])
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    auths[host] = {"auth": token}
+    folder = tempfile.mkdtemp(prefix="registry-gate-auth-")
+    try:
+        path = os.path.join(folder, "auth.json")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"auths": auths}, handle)
+        yield path
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def session(options: Options, hosts: set[str], jobs: int | None = None) -> Iterator[Skopeo]:
+    """A Skopeo for one run; credentials from the environment go through a private auth file for its duration."""
+    creds = env_credentials(hosts)
+    if creds is None:
+        yield Skopeo(options, jobs=jobs)
+        return
+    host, user, password = creds
+    base = options.authfile or os.environ.get("REGISTRY_AUTH_FILE")
+    with private_authfile(host, user, password, base) as path:
+        yield Skopeo(replace(options, authfile=path), jobs=jobs)

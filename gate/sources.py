@@ -18,12 +18,16 @@ import tarfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gate import manifest as mf
 from gate.errors import InspectError, ManifestError, UsageError
 from gate.reference import Reference
 from gate.reference import parse as parse_reference
 from gate.skopeo import Skopeo
+
+if TYPE_CHECKING:
+    from gate.cache import Cache
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024 + 512 * 1024
 """Registries cap manifests at 4 MiB; we read a little more so that the size rule can report a document just over
@@ -133,21 +137,44 @@ def resolve(source: str, top: mf.Manifest, fetch: Fetch | None, jobs: int = 8) -
 # --- docker:// -------------------------------------------------------------------------------------------------
 
 
-def from_registry(ref: Reference, skopeo: Skopeo, jobs: int) -> mf.Image:
-    raw = skopeo.inspect_raw(str(ref))
-    if ref.digest:
-        ok = mf.verify(raw, ref.digest)
-        if ok is False:
-            raise InspectError(
-                f"the bytes served for {ref} do not hash to {ref.digest}",
-                "the registry is corrupt or the response was tampered with",
-                kind="digest",
-            )
-    top = _parse(raw, None, str(ref))
+def from_registry(ref: Reference, skopeo: Skopeo, jobs: int, cache: Cache | None = None) -> mf.Image:
+    """The top manifest (from the cache when `ref` is pinned by digest), then every child by digest.
+
+    Bytes fetched by digest are verified before use and before they enter the cache. Bytes fetched by tag have
+    nothing to be verified against: integrity rests on the transport (TLS), and a corrupted document shows up only
+    when it no longer parses or its children's digests no longer resolve.
+    """
+    raw = cache.get(ref.digest) if cache is not None and ref.digest else None
+    if raw is None:
+        raw = skopeo.inspect_raw(str(ref))
+        if ref.digest:
+            ok = mf.verify(raw, ref.digest)
+            if ok is False:
+                raise InspectError(
+                    f"the bytes served for {ref} do not hash to {ref.digest}",
+                    "the registry is corrupt or the response was tampered with; retry, or re-push the image",
+                    kind="digest",
+                )
+            if cache is not None:
+                cache.put(ref.digest, raw)
+    try:
+        top = _parse(raw, None, str(ref))
+    except ManifestError as exc:
+        raise InspectError(
+            f"docker://{ref}: the registry served something that is not a manifest: {exc.problem}",
+            "check the reference with skopeo inspect --raw; a proxy or a corrupted response can cause this",
+            kind="manifest",
+        ) from None
 
     def fetch(d: mf.Descriptor) -> bytes:
         assert d.digest is not None
-        return skopeo.inspect_raw(str(ref.with_digest(d.digest)))
+        cached = cache.get(d.digest) if cache is not None else None
+        if cached is not None:
+            return cached
+        fetched = skopeo.inspect_raw(str(ref.with_digest(d.digest)))
+        if cache is not None:
+            cache.put(d.digest, fetched)  # stored only when it hashes to d.digest
+        return fetched
 
     return resolve(f"docker://{ref}", top, fetch, jobs)
 
@@ -308,13 +335,15 @@ def from_file(path: str, children: str | None, jobs: int) -> mf.Image:
     return resolve(path, top, fetch, jobs)
 
 
-def open_source(spec: str, skopeo: Skopeo | None = None, jobs: int = 8, children: str | None = None) -> mf.Image:
-    """Resolve any supported source string."""
+def open_source(
+    spec: str, skopeo: Skopeo | None = None, jobs: int = 8, children: str | None = None, cache: Cache | None = None
+) -> mf.Image:
+    """Resolve any supported source string (`cache` serves and keeps registry manifests by digest)."""
     if spec.startswith("-"):
         raise UsageError(f"{spec!r} is not a source (it starts with '-')", "put the source first: check SOURCE")
     if spec.startswith("docker://"):
         ref = parse_reference(spec)
-        return from_registry(ref, skopeo or Skopeo(), jobs)
+        return from_registry(ref, skopeo or Skopeo(), jobs, cache)
     if spec.startswith("oci:"):
         return from_layout(spec[4:], archive=False, jobs=jobs)
     if spec.startswith("oci-archive:"):
