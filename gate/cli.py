@@ -96,6 +96,99 @@ def check(
     raise typer.Exit(code)
 
 
+# --- the knowledge base: gate/catalog_cli.py holds the implementations -------------------------------------------
+
+_FORMAT = typer.Option("text", "--format", "-f", help="text or json.")
+_POLICY = typer.Option([], "--policy", help="Extra policy YAML file (repeat).")
+
+
+@app.command("rules")
+def rules_cmd(fmt: str = _FORMAT) -> None:
+    """List every rule: id, family, default severity, summary."""
+    try:
+        from gate.catalog_cli import rules_command
+
+        sys.stdout.write(rules_command(fmt))
+    except Exception as exc:
+        _die(exc)
+
+
+@app.command("explain")
+def explain_cmd(
+    rule: str = typer.Argument(..., help="A rule id (registry-gate rules lists them)."),
+    policy: list[str] = _POLICY,
+    fmt: str = _FORMAT,
+) -> None:
+    """Explain a rule: what, why, parameters, examples, fix, sources and the profiles that run it."""
+    try:
+        from gate.catalog_cli import explain_command
+
+        sys.stdout.write(explain_command(rule, policy, fmt))
+    except Exception as exc:
+        _die(exc)
+
+
+profiles_app = typer.Typer(help="List the registry profiles, or show one's effective rules.", no_args_is_help=False)
+app.add_typer(profiles_app, name="profiles")
+
+
+@profiles_app.callback(invoke_without_command=True)
+def profiles_cmd(ctx: typer.Context, policy: list[str] = _POLICY, fmt: str = _FORMAT) -> None:
+    """List the profiles: name, kind, hosts, versions, extends, summary."""
+    if ctx.invoked_subcommand is not None:
+        return
+    try:
+        from gate.catalog_cli import profiles_command
+
+        sys.stdout.write(profiles_command(policy, fmt))
+    except Exception as exc:
+        _die(exc)
+
+
+@profiles_app.command("show")
+def profiles_show_cmd(
+    profile: str = typer.Argument(..., help="PROFILE or PROFILE@VERSION, e.g. quay@3.12."),
+    policy: list[str] = _POLICY,
+    fmt: str = _FORMAT,
+) -> None:
+    """Show the effective rules of a profile (after extends and version conditions) and where each came from."""
+    try:
+        from gate.catalog_cli import profile_show_command
+
+        sys.stdout.write(profile_show_command(profile, policy, fmt))
+    except Exception as exc:
+        _die(exc)
+
+
+policy_app = typer.Typer(help="Validate policy files, or print their JSON Schema.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+
+
+@policy_app.command("validate")
+def policy_validate_cmd(files: list[str] = typer.Argument(..., help="Policy YAML files.")) -> None:
+    """Validate policy files strictly: `FILE: ok`, or `file:line: problem` and exit 2."""
+    try:
+        from gate.catalog_cli import validate_command
+
+        out, err, code = validate_command(files)
+        sys.stdout.write(out)
+        sys.stderr.write(err)
+    except Exception as exc:
+        _die(exc)
+    raise typer.Exit(code)
+
+
+@policy_app.command("schema")
+def policy_schema_cmd() -> None:
+    """Print the JSON Schema (draft 2020-12) of a policy file, for editors."""
+    try:
+        from gate.catalog_cli import schema_command
+
+        sys.stdout.write(schema_command())
+    except Exception as exc:
+        _die(exc)
+
+
 def _deadline(seconds: float | None) -> float | None:
     import time
 

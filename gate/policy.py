@@ -18,7 +18,16 @@ A profile file:
         - severity: "off"
 
 Resolution walks `extends` first, then applies this profile's matching variant key by key, so a user profile
-can say just `severity: warning` and keep the parent's sources and parameters.
+can say just `severity: warning` and keep the parent's sources and parameters. A profile without `versions`
+takes its parent's (default and known), so `extends: quay` alone still resolves quay's version conditions.
+
+Validation is strict and fails with `file:line: what is wrong (did you mean ...)`: unknown keys, rule ids and
+parameters, wrong types, unquoted versions (YAML reads 3.10 as the number 3.1), `extends` of an unknown
+profile or in a loop, YAML aliases, and regular-expression parameters (names ending in `pattern`) that do not
+compile or nest unbounded quantifiers (`(a+)+`, catastrophic backtracking). A `when` that can never match a
+`known` version (an exact version missing from `known`, or a range no known version falls in) is a warning,
+not an error: the variant still applies to a version asked for explicitly, so `policy validate` reports it and
+exits 0.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
@@ -39,10 +48,17 @@ from gate.rules import Rule, catalog
 
 LEVELS = ("error", "warning", "info", "off")
 EVIDENCE = ("S", "R", "I")
+KINDS = ("registry", "consumer")
 PROFILE_KEYS = ("name", "summary", "kind", "extends", "hosts", "versions", "rules", "description")
+VERSION_KEYS = ("default", "known")
 ENTRY_KEYS = ("when", "severity", "params", "sources", "evidence", "note")
-_VERSION = re.compile(r"^\d+(?:\.\d+)*(?:\.x)?$")
+NAME_RE = r"^[a-z0-9][a-z0-9._-]*$"
+VERSION_RE = r"^\d+(?:\.\d+)*(?:\.x)?$"
+_NAME = re.compile(NAME_RE)
+_VERSION = re.compile(VERSION_RE)
 _CONSTRAINT = re.compile(r"^(<=|>=|==|!=|<|>)?\s*(\d+(?:\.\d+)*)$")
+_URL = re.compile(r"^https?://\S+$")
+_HOST = re.compile(r"^[a-z0-9*\[\]:._-]+$")
 
 
 class PolicyError(UsageError):
@@ -129,7 +145,16 @@ def _cmp(a: tuple[int, ...], b: tuple[int, ...]) -> int:
     return (a > b) - (a < b)
 
 
-def version_matches(version: str, when: list[str]) -> bool:
+def is_condition(alternative: str) -> bool:
+    """Is `alternative` "saas", a version, or comma-joined constraints?"""
+    return (
+        alternative == "saas"
+        or bool(_VERSION.match(alternative))
+        or all(_CONSTRAINT.match(c.strip()) for c in alternative.split(","))
+    )
+
+
+def version_matches(version: str, when: Iterable[str]) -> bool:
     """Does `version` ("saas", "3.12", "2.x") satisfy any alternative in `when`?"""
     for alternative in when:
         if alternative == version:
@@ -152,6 +177,64 @@ def version_matches(version: str, when: list[str]) -> bool:
     return False
 
 
+# --- regular-expression parameters --------------------------------------------------------------------------------
+
+
+def is_pattern_param(name: str) -> bool:
+    """Parameters whose name ends in `pattern` hold regular expressions."""
+    return name.endswith("pattern")
+
+
+def regex_problem(pattern: str) -> str | None:
+    """Why `pattern` is refused (does not compile, or nests unbounded quantifiers), or None when it is fine."""
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        return f"is not a regular expression ({exc})"
+    sre_c, sre_p = _sre()
+    repeats = (sre_c.MAX_REPEAT, sre_c.MIN_REPEAT)
+
+    def unbounded(items: Any) -> bool:
+        """Does this subpattern contain a repeat with no upper bound?"""
+        return any(
+            (op in repeats and av[1] == sre_c.MAXREPEAT) or any(unbounded(s) for s in _subpatterns(op, av))
+            for op, av in items
+        )
+
+    def nested(items: Any) -> bool:
+        for op, av in items:
+            if op in repeats and av[1] == sre_c.MAXREPEAT and unbounded(av[2]):
+                return True
+            if any(nested(s) for s in _subpatterns(op, av)):
+                return True
+        return False
+
+    def _subpatterns(op: Any, av: Any) -> list[Any]:
+        if op in repeats:
+            return [av[2]]
+        if op == sre_c.SUBPATTERN:
+            return [av[3]]
+        if op == sre_c.BRANCH:
+            return list(av[1])
+        if op in (sre_c.ASSERT, sre_c.ASSERT_NOT):
+            return [av[1]]
+        return []
+
+    if nested(sre_p.parse(pattern)):
+        return "nests unbounded quantifiers (like (a+)+), which can backtrack for ever"
+    return None
+
+
+def _sre() -> tuple[Any, Any]:
+    """The stdlib's regex parser (re._parser since 3.11, sre_parse before)."""
+    import importlib
+
+    try:
+        return importlib.import_module("re._constants"), importlib.import_module("re._parser")
+    except ImportError:  # Python 3.10
+        return importlib.import_module("sre_constants"), importlib.import_module("sre_parse")
+
+
 # --- profiles ---------------------------------------------------------------------------------------------------
 
 
@@ -160,6 +243,9 @@ class Entry:
     when: tuple[str, ...] | None
     values: dict[str, Any]
     origin: str
+    """file:line of the variant."""
+    origins: dict[str, str] = field(default_factory=dict)
+    """file:line of each key (`params.NAME` for each parameter)."""
 
 
 @dataclass(frozen=True)
@@ -174,6 +260,13 @@ class Profile:
     rules: dict[str, tuple[Entry, ...]]
     origin: str
     builtin: bool = False
+    lines: Mapping[str, int] = field(default_factory=dict)
+    """Line of each top-level key."""
+    has_versions: bool = False
+    """Whether the file says `versions` (otherwise they come from `extends`)."""
+
+    def at(self, key: str) -> str:
+        return f"{self.origin}:{self.lines.get(key, 1)}"
 
 
 @dataclass(frozen=True)
@@ -187,6 +280,8 @@ class Setting:
     evidence: str | None = None
     note: str | None = None
     origin: str = ""
+    origins: Mapping[str, str] = field(default_factory=dict)
+    """Where each value came from: "severity", "sources", "evidence", "note", "params.NAME" -> file:line."""
 
 
 @dataclass
@@ -214,24 +309,68 @@ def _check_keys(data: Lined, allowed: Iterable[str], where: str, path: str) -> N
             raise _fail(f"{path}:{line}", f"unknown key {key!r} in {where}{_suggest(key, allowed)}")
 
 
-def _entry(rule_id: str, value: Any, path: str, line: int, rules: dict[str, Rule]) -> Entry:
-    origin = f"{path}:{line}"
+def _type_name(value: Any) -> str:
+    return {bool: "true/false", int: "an integer", float: "a number", str: "a string", list: "a list"}.get(
+        type(value), "a mapping" if isinstance(value, dict) else type(value).__name__
+    )
+
+
+def _same_type(value: Any, default: Any) -> bool:
+    if default is None:
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    if isinstance(default, dict):
+        return isinstance(value, dict)
+    return isinstance(value, type(default))
+
+
+def _check_params(rule_id: str, params: Any, known: Mapping[str, Any], path: str, line: int) -> dict[str, str]:
+    if not isinstance(params, dict):
+        raise _fail(f"{path}:{line}", f"{rule_id}.params must be a mapping of parameter to value")
+    origins = {}
+    for key, value in params.items():
+        at = f"{path}:{params.lines.get(key, line) if isinstance(params, Lined) else line}"
+        if key not in known:
+            hint = f"; it takes {', '.join(known)}" if known else "; it takes no parameters"
+            raise _fail(at, f"rule {rule_id!r} has no parameter {key!r}{_suggest(key, known)}{hint}")
+        if not _same_type(value, known[key]):
+            raise _fail(
+                at,
+                f"{rule_id}.params.{key} must be {_type_name(known[key])}, not {value!r}",
+                f"the default is {known[key]!r}",
+            )
+        if is_pattern_param(key):
+            patterns = value if isinstance(value, list) else [value]
+            for pattern in patterns:
+                problem = regex_problem(pattern) if isinstance(pattern, str) else "is not a string"
+                if problem:
+                    raise _fail(at, f"{rule_id}.params.{key}: {pattern!r} {problem}", "write a simpler pattern")
+        origins[f"params.{key}"] = at
+    return origins
+
+
+def _entry(rule_id: str, value: Any, path: str, line: int, rules: Mapping[str, Rule]) -> Entry:
     if not isinstance(value, Lined):
-        raise _fail(origin, f"rule {rule_id!r} must be a mapping (severity, params, sources, ...)")
+        raise _fail(f"{path}:{line}", f"rule {rule_id!r} must be a mapping (severity, params, sources, ...)")
+    origin = f"{path}:{value.line}"
     _check_keys(value, ENTRY_KEYS, f"rule {rule_id!r}", path)
+    at = {key: f"{path}:{value.lines[key]}" for key in value}
     when = value.get("when")
     if when is not None:
         when = [when] if isinstance(when, str) else when
-        if not isinstance(when, list) or not all(isinstance(w, str) for w in when):
-            raise _fail(f"{path}:{value.lines['when']}", f"{rule_id}.when must be a version condition or a list")
+        if not isinstance(when, list) or not when or not all(isinstance(w, str) for w in when):
+            raise _fail(
+                at["when"],
+                f"{rule_id}.when must be a quoted version condition or a list of them, not {value['when']!r}",
+                'quote versions: when: "3.12" (YAML reads 3.10 as the number 3.1)',
+            )
         for alternative in when:
-            if (
-                alternative != "saas"
-                and not _VERSION.match(alternative)
-                and not all(_CONSTRAINT.match(c.strip()) for c in alternative.split(","))
-            ):
+            if not is_condition(alternative):
                 raise _fail(
-                    f"{path}:{value.lines['when']}",
+                    at["when"],
                     f"{rule_id}.when: {alternative!r} is not a version condition",
                     'write "saas", "3.12", "<3.17.4" or ">=3.9,<3.12"',
                 )
@@ -240,41 +379,80 @@ def _entry(rule_id: str, value: Any, path: str, line: int, rules: dict[str, Rule
         severity = "off"
     if severity is not None and severity not in LEVELS:
         raise _fail(
-            f"{path}:{value.lines['severity']}",
+            at["severity"],
             f"{rule_id}.severity: {severity!r} is not one of {', '.join(LEVELS)}{_suggest(str(severity), LEVELS)}",
         )
-    params = value.get("params", {})
-    if not isinstance(params, dict):
-        raise _fail(f"{path}:{value.lines['params']}", f"{rule_id}.params must be a mapping")
-    known = rules[rule_id].params
-    for key in params:
-        if key not in known:
-            line = params.lines.get(key, value.line) if isinstance(params, Lined) else value.line
-            hint = f"; it takes {', '.join(known)}" if known else "; it takes no parameters"
-            raise _fail(f"{path}:{line}", f"rule {rule_id!r} has no parameter {key!r}{_suggest(key, known)}{hint}")
+    origins = {k: v for k, v in at.items() if k not in ("when", "params")}
+    if "params" in value:
+        origins.update(_check_params(rule_id, value["params"], rules[rule_id].params, path, value.lines["params"]))
     sources = value.get("sources")
-    if sources is not None and not (isinstance(sources, list) and all(isinstance(s, str) for s in sources)):
-        raise _fail(f"{path}:{value.lines['sources']}", f"{rule_id}.sources must be a list of URLs")
+    if sources is not None:
+        if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
+            raise _fail(at["sources"], f"{rule_id}.sources must be a list of URLs")
+        for source in sources:
+            if not _URL.match(source):
+                raise _fail(at["sources"], f"{rule_id}.sources: {source!r} is not an http(s) URL", "cite a public URL")
     evidence = value.get("evidence")
     if evidence is not None and evidence not in EVIDENCE:
-        raise _fail(f"{path}:{value.lines['evidence']}", f"{rule_id}.evidence must be S, R or I")
+        raise _fail(at["evidence"], f"{rule_id}.evidence must be S, R or I (sourced, reported, inferred)")
+    note = value.get("note")
+    if note is not None and not isinstance(note, str):
+        raise _fail(at["note"], f"{rule_id}.note must be a string")
     values = {k: v for k, v in value.items() if k != "when"}
     if severity is not None:
         values["severity"] = severity
-    return Entry(tuple(when) if when is not None else None, values, origin)
+    return Entry(tuple(when) if when is not None else None, values, origin, origins)
+
+
+def _versions(data: Lined, path: Path) -> tuple[str | None, tuple[str, ...]]:
+    versions = data.get("versions")
+    at = f"{path}:{data.lines.get('versions', 1)}"
+    if versions is None:
+        return None, ()
+    if not isinstance(versions, Lined):
+        raise _fail(at, '`versions` must be a mapping: {default: "V", known: ["V", ...]}')
+    _check_keys(versions, VERSION_KEYS, "`versions`", str(path))
+    quote = 'quote versions ("3.10"): YAML reads 3.10 as the number 3.1'
+    known = versions.get("known", [])
+    if not isinstance(known, list):
+        raise _fail(f"{path}:{versions.lines['known']}", "`versions.known` must be a list of versions", quote)
+    for v in known:
+        if not isinstance(v, str) or not (v == "saas" or _VERSION.match(v)):
+            raise _fail(f"{path}:{versions.lines['known']}", f"`versions.known`: {v!r} is not a quoted version", quote)
+    if len(set(known)) != len(known):
+        raise _fail(f"{path}:{versions.lines['known']}", "`versions.known` lists a version twice")
+    default = versions.get("default")
+    if default is not None:
+        where = f"{path}:{versions.lines['default']}"
+        if not isinstance(default, str) or not (default == "saas" or _VERSION.match(default)):
+            raise _fail(where, f"`versions.default`: {default!r} is not a quoted version or saas", quote)
+        if known and default != "saas" and default not in known:
+            raise _fail(
+                where,
+                f"`versions.default` {default!r} is not in `versions.known`{_suggest(default, known)}",
+                "add it to known",
+            )
+    return default, tuple(known)
 
 
 def parse_profile(path: Path, data: Any, builtin: bool = False) -> Profile:
     if not isinstance(data, Lined):
         raise _fail(str(path), "a policy file must be a YAML mapping with at least `name` and `rules`")
     _check_keys(data, PROFILE_KEYS, "the policy", str(path))
+
+    def at(key: str) -> str:
+        return f"{path}:{data.lines.get(key, 1)}"
+
     name = data.get("name")
-    if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", name):
-        raise _fail(f"{path}:{data.lines.get('name', 1)}", "`name` must be a lowercase word (e.g. my-quay)")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise _fail(at("name"), "`name` must be a lowercase word (e.g. my-quay)")
+    for key in ("summary", "description"):
+        if key in data and not isinstance(data[key], str):
+            raise _fail(at(key), f"`{key}` must be a string")
     rules = catalog()
     raw_rules = data.get("rules", {})
     if not isinstance(raw_rules, Lined):
-        raise _fail(f"{path}:{data.lines.get('rules', 1)}", "`rules` must be a mapping of rule id to settings")
+        raise _fail(at("rules"), "`rules` must be a mapping of rule id to settings")
     parsed: dict[str, tuple[Entry, ...]] = {}
     for rule_id, value in raw_rules.items():
         line = raw_rules.lines[rule_id]
@@ -285,31 +463,38 @@ def parse_profile(path: Path, data: Any, builtin: bool = False) -> Profile:
                 "`registry-gate rules` lists them",
             )
         variants = value if isinstance(value, list) else [value]
+        if not variants:
+            raise _fail(f"{path}:{line}", f"rule {rule_id!r} has an empty list of variants")
         parsed[rule_id] = tuple(_entry(rule_id, v, str(path), line, rules) for v in variants)
+        for variant in parsed[rule_id][:-1]:
+            if variant.when is None:
+                raise _fail(
+                    variant.origin,
+                    f"rule {rule_id!r}: a variant without `when` must come last (the ones after it never apply)",
+                )
     hosts = data.get("hosts", [])
-    if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
-        raise _fail(f"{path}:{data.lines.get('hosts', 1)}", "`hosts` must be a list of host names or globs")
-    versions = data.get("versions") or {}
-    if not isinstance(versions, dict):
-        raise _fail(f"{path}:{data.lines.get('versions', 1)}", "`versions` must be {default: V, known: [...]}")
+    if not isinstance(hosts, list) or not all(isinstance(h, str) and _HOST.match(h.lower()) for h in hosts):
+        raise _fail(at("hosts"), "`hosts` must be a list of host names, host:port or globs (*.example.com)")
+    default_version, known_versions = _versions(data, path)
     kind = data.get("kind", "registry")
-    if kind not in ("registry", "consumer"):
-        raise _fail(f"{path}:{data.lines.get('kind', 1)}", "`kind` must be registry or consumer")
+    if kind not in KINDS:
+        raise _fail(at("kind"), f"`kind` must be registry or consumer, not {kind!r}{_suggest(str(kind), KINDS)}")
     extends = data.get("extends")
-    if extends is not None and not isinstance(extends, str):
-        raise _fail(f"{path}:{data.lines.get('extends', 1)}", "`extends` must name one profile")
-    default_version = versions.get("default")
+    if extends is not None and (not isinstance(extends, str) or not _NAME.match(extends)):
+        raise _fail(at("extends"), "`extends` must name one profile (e.g. extends: quay)")
     return Profile(
         name=name,
         summary=str(data.get("summary", "")),
         kind=kind,
         extends=extends,
         hosts=tuple(h.lower() for h in hosts),
-        default_version=str(default_version) if default_version is not None else None,
-        known_versions=tuple(str(v) for v in versions.get("known", [])),
+        default_version=default_version,
+        known_versions=known_versions,
         rules=parsed,
         origin=str(path),
         builtin=builtin,
+        lines=dict(data.lines),
+        has_versions="versions" in data,
     )
 
 
@@ -321,32 +506,96 @@ def builtin_dir() -> Path:
 
 @cache
 def _builtin(path: Path) -> Profile:
-    return parse_profile(path, load_yaml(path), builtin=True)
+    shown = Path("policies") / path.name  # origins read `policies/quay.yaml:14`, wherever the package lives
+    return parse_profile(shown, load_yaml(shown, path.read_text(encoding="utf-8")), builtin=True)
 
 
 class Registry:
-    """The profiles known to one run: the built-ins plus any `--policy` files."""
+    """The profiles known to one run: the built-ins plus any `--policy` files.
+
+    Every file is parsed first and the links checked after, so user files may extend each other in any order.
+    """
 
     def __init__(self, policy_files: Iterable[str] = ()) -> None:
         self.profiles: dict[str, Profile] = {}
         for path in sorted(builtin_dir().glob("*.yaml")):
-            profile = _builtin(path)
-            self.profiles[profile.name] = profile
-        for file in policy_files:
-            self.add_file(Path(file))
+            self.add(_builtin(path))
+        added = [self.add(self.parse_file(Path(file))) for file in policy_files]
+        for profile in [p for p in self.profiles.values() if p.builtin] + added:
+            self.check_links(profile)
 
-    def add_file(self, path: Path) -> Profile:
+    @staticmethod
+    def parse_file(path: Path) -> Profile:
         if path.is_dir():
             raise PolicyError(f"{path} is a directory", "pass the policy YAML files themselves")
-        profile = parse_profile(path, load_yaml(path))
+        return parse_profile(path, load_yaml(path))
+
+    def add(self, profile: Profile) -> Profile:
         if profile.name in self.profiles:
             raise PolicyError(
-                f"{path}: a profile named {profile.name!r} already exists ({self.profiles[profile.name].origin})",
+                f"{profile.at('name')}: a profile named {profile.name!r} already exists "
+                f"({self.profiles[profile.name].origin})",
                 f"give yours another name and write `extends: {profile.name}`",
             )
         self.profiles[profile.name] = profile
-        self.resolve(profile.name, None)  # validates `extends` now, with the file name in the error
         return profile
+
+    def add_file(self, path: Path) -> Profile:
+        profile = self.add(self.parse_file(path))
+        self.check_links(profile)
+        return profile
+
+    def check_links(self, profile: Profile) -> None:
+        """`extends` names a known profile and does not loop (errors name the file and line)."""
+        chain = [profile.name]
+        current = profile
+        while current.extends is not None:
+            parent = self.profiles.get(current.extends)
+            if parent is None:
+                raise PolicyError(
+                    f"{current.at('extends')}: `extends: {current.extends}` names no profile"
+                    f"{_suggest(current.extends, self.profiles)}",
+                    "`registry-gate profiles` lists them; pass your parent with --policy too",
+                )
+            if parent.name in chain:
+                raise PolicyError(
+                    f"{current.at('extends')}: `extends` loops: {' -> '.join((*chain, parent.name))}",
+                    "one profile in the loop must extend another (usually oci)",
+                )
+            chain.append(parent.name)
+            current = parent
+
+    def warnings(self, name: str) -> list[str]:
+        """Variants of this profile's own rules whose `when` matches none of the known versions."""
+        profile = self.get(name)
+        known = self.known_versions(name)
+        default = self.default_version(name)
+        out: list[str] = []
+        if not known:
+            return out
+        known = (*known, default) if default and default not in known else known
+        for rule_id, variants in profile.rules.items():
+            for e in variants:
+                for alternative in e.when or ():
+                    if alternative not in known and not any(version_matches(v, [alternative]) for v in known):
+                        out.append(
+                            f"{e.origin}: warning: {rule_id}.when {alternative!r} matches none of the known versions "
+                            f"({', '.join(known)}){_suggest(alternative, known)}; add it to versions.known"
+                        )
+        return out
+
+    def chain(self, name: str) -> list[Profile]:
+        """The profile and its ancestors, nearest first."""
+        out = [self.get(name)]
+        while out[-1].extends is not None and len(out) <= len(self.profiles):
+            out.append(self.get(out[-1].extends))
+        return out
+
+    def default_version(self, name: str) -> str | None:
+        return next((p.default_version for p in self.chain(name) if p.has_versions), None)
+
+    def known_versions(self, name: str) -> tuple[str, ...]:
+        return next((p.known_versions for p in self.chain(name) if p.has_versions), ())
 
     def get(self, name: str) -> Profile:
         if name not in self.profiles:
@@ -356,29 +605,29 @@ class Registry:
             )
         return self.profiles[name]
 
-    def resolve(self, name: str, version: str | None, _seen: tuple[str, ...] = ()) -> Effective:
-        profile = self.get(name)
-        if name in _seen:
-            raise PolicyError(f"{profile.origin}: `extends` loops: {' -> '.join((*_seen, name))}")
+    def resolve(self, name: str, version: str | None) -> Effective:
+        """The settings of every rule `name` runs at `version` (None: the profile's default version)."""
         if version is not None and not (version == "saas" or _VERSION.match(version)):
             raise UsageError(f"{name}@{version}: {version!r} is not a version", f"write {name}@3.12 or {name}@saas")
-        effective_version = version if version is not None else profile.default_version
-        effective = self.resolve(profile.extends, version, (*_seen, name)) if profile.extends else Effective(name, None)
-        effective.profile, effective.version = name, version
+        effective_version = version if version is not None else self.default_version(name)
+        effective = Effective(name, version)
+        for profile in reversed(self.chain(name)):
+            self._apply(profile, effective_version, effective)
+        return effective
+
+    @staticmethod
+    def _apply(profile: Profile, version: str | None, effective: Effective) -> None:
         for rule_id, variants in profile.rules.items():
             chosen = next(
-                (
-                    e
-                    for e in variants
-                    if e.when is None
-                    or (effective_version is not None and version_matches(effective_version, list(e.when)))
-                ),
+                (e for e in variants if e.when is None or (version is not None and version_matches(version, e.when))),
                 None,
             )
             if chosen is None:
                 continue
             rule = catalog()[rule_id]
-            base = effective.settings.get(rule_id) or Setting(rule, rule.severity, dict(rule.params), rule.sources)
+            base = effective.settings.get(rule_id) or Setting(
+                rule, rule.severity, dict(rule.params), rule.sources, origins=_defaults(rule)
+            )
             values = chosen.values
             effective.settings[rule_id] = replace(
                 base,
@@ -388,11 +637,14 @@ class Registry:
                 evidence=values.get("evidence", base.evidence),
                 note=values.get("note", base.note),
                 origin=chosen.origin,
+                origins={**base.origins, **chosen.origins},
             )
-        return effective
 
     def match_host(self, host: str) -> tuple[Profile, str] | None:
-        """The profile whose `hosts` match best: exact host:port, exact host, then the longest glob."""
+        """The profile whose `hosts` match best: exact host:port, exact host, then the longest glob.
+
+        On a tie a `--policy` profile beats a built-in (the later file wins among user profiles).
+        """
         host = host.lower()
         bare = host.rsplit(":", 1)[0] if ":" in host and not host.endswith("]") else host
         best: tuple[tuple[int, int], Profile, str] | None = None
@@ -409,6 +661,11 @@ class Registry:
                 if best is None or score > best[0] or (score == best[0] and not profile.builtin):
                     best = (score, profile, pattern)
         return (best[1], best[2]) if best else None
+
+
+def _defaults(rule: Rule) -> dict[str, str]:
+    where = f"gate/rules/{rule.family}.py, rule default"
+    return {"severity": where, "sources": where, **{f"params.{k}": where for k in rule.params}}
 
 
 def split_profile(spec: str) -> tuple[str, str | None]:
