@@ -7,14 +7,8 @@ from typing import Any
 
 from gate import manifest as mf
 from gate.rules import Context, Hit, rule
+from gate.rules.common import is_attestation
 from gate.rules.mediatypes import OCI_IMAGE
-
-_ATTESTATION_TYPE = "vnd.docker.reference.type"
-
-
-def is_attestation(d: mf.Descriptor) -> bool:
-    """A BuildKit attestation entry: `vnd.docker.reference.type: attestation-manifest` (platform unknown/unknown)."""
-    return d.annotations.get(_ATTESTATION_TYPE) == "attestation-manifest"
 
 
 @rule(

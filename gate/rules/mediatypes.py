@@ -7,6 +7,7 @@ from typing import Any
 
 from gate import manifest as mf
 from gate.rules import Context, Hit, entries, rule
+from gate.rules.common import own_descriptors, typed_nodes
 
 _OCI_CONFIG = {"mediaType": mf.OCI_CONFIG, "digest": "%{}", "size": "%{}"}
 _OCI_LAYER = {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": "%layer", "size": "%layer"}
@@ -216,3 +217,106 @@ def missing_media_type(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]
     for node, m in ctx.manifests():
         if m.kind in ("image", "index") and "mediaType" not in m.data:
             yield Hit(node, "mediaType", "no top-level mediaType")
+
+
+def _type_path(node: mf.Node) -> str:
+    """Where a node's type is written: its own `mediaType`, else the descriptor that points at it."""
+    return "mediaType" if node.manifest is not None and node.manifest.media_type else ""
+
+
+_KNOWN_MANIFEST_TYPES = sorted(mf.MANIFEST_TYPES - {mf.OCI_ARTIFACT})
+
+
+@rule(
+    "manifest-type-not-accepted",
+    severity="error",
+    params={"accepted": _KNOWN_MANIFEST_TYPES},
+    sources=[
+        "https://github.com/distribution/distribution/blob/v3.1.1/manifests.go",
+        "https://github.com/project-zot/zot/blob/v2.1.20/pkg/compat/compat.go",
+        "https://github.com/goharbor/harbor/issues/10952",
+    ],
+    fix="convert to a type the registry takes: skopeo copy --all --format oci {source} {target} "
+    "(or --format v2s2 for a registry that takes only Docker types)",
+    passing={"top": OCI_IMAGE},
+    failing={"top": {**OCI_IMAGE, "mediaType": "application/vnd.acme.manifest.v1+json"}},
+)
+def manifest_type_not_accepted(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
+    """A manifest in the tree has a media type the registry does not take.
+
+    Registries pick the parser by media type. An unknown type is refused (distribution v3: "unsupported manifest
+    media type", Quay: 415), zot without Docker compatibility refuses Docker v2s2 manifests and lists, and Harbor
+    1.x, Artifactory 6.x and Quay before 3.6 did not take OCI types. `accepted` lists the types the registry
+    takes; the removed OCI artifact manifest has its own rule (oci-artifact-manifest).
+    """
+    accepted = set(params.get("accepted", ()))
+    for node, t in typed_nodes(ctx):
+        if t not in accepted and t != mf.OCI_ARTIFACT:
+            where = f"entry {node.descriptor.digest}" if node.descriptor else "the manifest"
+            yield Hit(node, _type_path(node), f"{where} is {t}, not one of the types this registry takes")
+
+
+@rule(
+    "oci-artifact-manifest",
+    severity="warning",
+    sources=[
+        "https://github.com/oras-project/oras/issues/654",
+        "https://github.com/opencontainers/image-spec/blob/main/manifest.md",
+        "https://github.com/project-zot/zot/pull/1359",
+    ],
+    fix="write an image manifest with artifactType instead (oras push --image-spec v1.1)",
+    passing={"top": {**OCI_IMAGE, "artifactType": "application/vnd.acme.sbom+json"}},
+    failing={
+        "top": {
+            "schemaVersion": 2,
+            "mediaType": mf.OCI_ARTIFACT,
+            "artifactType": "application/vnd.acme.sbom+json",
+            "blobs": [{"mediaType": "application/json", "digest": "%{}", "size": "%{}"}],
+        }
+    },
+)
+def oci_artifact_manifest(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
+    """The manifest is an OCI artifact manifest (application/vnd.oci.artifact.manifest.v1+json).
+
+    The artifact manifest was dropped from image-spec 1.1.0 before release; ORAS and notation moved to image
+    manifests with `artifactType`. Quay, distribution, Harbor (UNSUPPORTED), zot 2.0+ and ECR refuse it; only ACR
+    took it, as a preview.
+    """
+    for node, t in typed_nodes(ctx):
+        if t == mf.OCI_ARTIFACT:
+            where = f"entry {node.descriptor.digest}" if node.descriptor else "the manifest"
+            yield Hit(node, _type_path(node), f"{where} is an OCI artifact manifest ({t})")
+
+
+def parameterized(m: mf.Manifest) -> Iterator[tuple[str, str]]:
+    """(path, value) of every media type or artifactType in the document that carries `;` parameters."""
+    fields = [("mediaType", m.data.get("mediaType")), ("artifactType", m.data.get("artifactType"))]
+    for d in own_descriptors(m):
+        fields += [(f"{d.path}.{key}", d.data.get(key)) for key in ("mediaType", "artifactType")]
+    for path, value in fields:
+        if isinstance(value, str) and ";" in value and mf.MEDIA_TYPE_RE.match(value.split(";")[0].strip()):
+            yield path, value
+
+
+@rule(
+    "media-type-parameters",
+    severity="warning",
+    sources=[
+        "https://github.com/opencontainers/image-spec/blob/main/schema/defs-descriptor.json",
+        "https://github.com/sigstore/sigstore-js/pull/1058",
+        "https://github.com/sigstore/sigstore-js/commit/b16d990059cff777cc3d9ac1dbe0256818710d39",
+    ],
+    fix="drop the parameters and put the version in the type itself (application/vnd.dev.sigstore.bundle.v0.3+json)",
+    passing={"top": {**OCI_IMAGE, "artifactType": "application/vnd.dev.sigstore.bundle.v0.3+json"}},
+    failing={"top": {**OCI_IMAGE, "artifactType": "application/vnd.dev.sigstore.bundle+json;version=0.2"}},
+)
+def media_type_parameters(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
+    """A media type carries `;` parameters (`application/vnd.dev.sigstore.bundle+json;version=0.2`).
+
+    The image-spec's descriptor schema allows only `type/subtype`, so registries that validate against it (zot)
+    refuse the manifest, and ECR refused such types until 2024 (sigstore-js special-cased it). The `schema` rule
+    leaves these values to this rule.
+    """
+    for node, m in ctx.manifests():
+        for path, value in parameterized(m):
+            yield Hit(node, path, f"{path} is {value!r}: media types with parameters are not type/subtype")

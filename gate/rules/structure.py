@@ -7,11 +7,17 @@ from typing import Any
 
 from gate import manifest as mf
 from gate.rules import Context, Hit, entries, rule
+from gate.rules.common import ARM64, arm64_image, blob, entry, image_entries, index_doc, index_entries, oci_image
+from gate.rules.mediatypes import parameterized
 
 _IMAGE = {"mediaType": mf.OCI_MANIFEST, "schemaVersion": 2}
 _CONFIG = {"mediaType": mf.OCI_CONFIG, "digest": "%{}", "size": "%{}"}
 _LAYER = {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": "%layer", "size": "%layer"}
 _AMD64 = {"os": "linux", "architecture": "amd64"}
+TWO_PLATFORMS = {
+    "top": index_doc(entry("a"), entry("b", platform=ARM64)),
+    "children": {"a": oci_image(), "b": arm64_image()},
+}
 
 
 @rule(
@@ -35,7 +41,10 @@ def schema(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
     clients that do not may misread it.
     """
     for node, m in ctx.manifests():
+        left_to_parameters_rule = {path for path, _ in parameterized(m)}
         for problem in m.problems:
+            if problem.path in left_to_parameters_rule:
+                continue
             yield Hit(node, problem.path, f"{problem.path or 'the document'} {problem.message}")
 
 
@@ -209,3 +218,169 @@ def empty_index(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
     for node, index in ctx.indexes():
         if isinstance(index.data.get("manifests"), list) and not index.data["manifests"]:
             yield Hit(node, "manifests", "the index lists no manifests")
+
+
+@rule(
+    "index-entry-not-manifest",
+    severity="warning",
+    sources=[
+        "https://github.com/quay/quay/blob/v3.18.0/image/docker/schema2/list.py",
+        "https://github.com/moby/buildkit/issues/1440",
+        "https://github.com/moby/buildkit/issues/1143",
+        "https://github.com/aws/containers-roadmap/issues/505",
+    ],
+    fix="export the BuildKit cache as an image manifest (--cache-to type=registry,ref=...,image-manifest=true,"
+    "oci-mediatypes=true), or list only manifests in the index",
+    passing={"top": index_doc(entry("img")), "children": {"img": oci_image()}},
+    failing={
+        "top": index_doc(
+            blob("application/vnd.oci.image.layer.v1.tar+gzip", "layer"),
+            blob("application/vnd.buildkit.cacheconfig.v0", '{"layers":[]}'),
+        )
+    },
+)
+def index_entry_not_manifest(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
+    """An index entry points at something that is not a manifest (a layer or config blob).
+
+    BuildKit's registry cache (`--cache-to type=registry` without `image-manifest=true`) is an index whose
+    entries are layer blobs and a cache-config blob. The image-spec says clients must ignore unknown entry types,
+    so it is valid, but registries that check entry types refuse it: Quay's index and list schemas allow only
+    manifest types (MANIFEST_INVALID), GCR answered 400, and ECR did not support it until BuildKit could write
+    the cache as an image manifest.
+    """
+    for node, _, d in index_entries(ctx):
+        if d.media_type and d.media_type not in mf.MANIFEST_TYPES:
+            message = f"entry {d.digest} is a blob of type {d.media_type}, not a manifest"
+            yield Hit(node, f"{d.path}.mediaType", message, d)
+
+
+@rule(
+    "index-entry-no-platform",
+    severity="info",
+    params={"index_types": [mf.OCI_INDEX, mf.DOCKER_LIST]},
+    sources=[
+        "https://github.com/quay/quay/pull/2657",
+        "https://github.com/quay/quay/blob/v3.18.0/image/docker/schema2/list.py",
+        "https://github.com/opencontainers/image-spec/blob/main/image-index.md",
+    ],
+    fix="give every entry its platform: docker buildx imagetools create -t TARGET IMAGE@DIGEST... "
+    "(or podman manifest annotate --os OS --arch ARCH)",
+    passing={"top": index_doc(entry("img")), "children": {"img": oci_image()}},
+    failing={"top": index_doc(entry("img", platform=None)), "children": {"img": oci_image()}},
+)
+def index_entry_no_platform(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
+    """An index entry has no `platform`.
+
+    `platform` is optional in an OCI index (referrer indexes, cosign and ORAS indexes leave it out), but Quay's
+    Docker list schema requires it in every version and its OCI index schema required it up to 3.10, so such an
+    index is refused with MANIFEST_INVALID there. `index_types` names the index types checked.
+    """
+    checked = set(params.get("index_types", ()))
+    for node, index, d in index_entries(ctx):
+        if index.type in checked and d.platform is None:
+            yield Hit(node, d.path, f"entry {d.digest} ({d.media_type}) has no platform", d)
+
+
+@rule(
+    "single-entry-no-platform",
+    severity="warning",
+    sources=[
+        "https://github.com/opencontainers/image-spec/blob/main/image-index.md",
+        "https://github.com/containers/image/blob/main/manifest/oci_index.go",
+    ],
+    fix="push the image manifest itself at the tag (skopeo copy {source}@DIGEST {target}), "
+    "or give the entry its platform",
+    passing={"top": index_doc(entry("img")), "children": {"img": oci_image()}},
+    failing={"top": index_doc(entry("img", platform=None)), "children": {"img": oci_image()}},
+)
+def single_entry_no_platform(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
+    """The top index wraps a single image manifest that has no `platform`.
+
+    A wrapper index (one entry, no platform) gives a platform matcher nothing to match: containers/image (podman,
+    skopeo, buildah) skips entries without a platform and answers "no image found in manifest list for
+    architecture", and runtimes that want a single image at the tag refuse the index.
+    """
+    root = ctx.image.nodes[0]
+    top = root.manifest
+    if top is not None and top.kind == "index" and len(top.manifests) == 1 and top.manifests[0].platform is None:
+        d = top.manifests[0]
+        yield Hit(root, d.path, f"the index's only entry {d.digest} has no platform", d)
+
+
+@rule(
+    "duplicate-platform",
+    severity="warning",
+    sources=[
+        "https://github.com/moby/moby/issues/41507",
+        "https://github.com/distribution/distribution/issues/2399",
+        "https://github.com/GoogleContainerTools/jib/issues/2754",
+    ],
+    fix="keep one image per platform: docker buildx imagetools create -t TARGET IMAGE@DIGEST... (one per platform)",
+    passing=TWO_PLATFORMS,
+    failing={
+        "top": index_doc(entry("a"), entry("b")),
+        "children": {"a": oci_image(), "b": oci_image(annotations={"build": "2"})},
+    },
+)
+def duplicate_platform(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
+    """Two entries of one index are for the same platform.
+
+    Registries store such an index, but a pull picks the first matching entry, so the other image is unreachable
+    and which one runs depends on entry order (os, architecture, variant and os.version are compared; attestation
+    entries are not platforms and are ignored).
+    """
+    seen: dict[tuple[int, tuple[str | None, ...]], mf.Descriptor] = {}
+    for node, d in image_entries(ctx):
+        if d.platform is None:
+            continue
+        key = (id(node), d.platform.key)
+        first = seen.setdefault(key, d)
+        if first is not d:
+            yield Hit(node, d.path, f"entry {d.digest} is for {d.platform}, like {first.path} ({first.digest})", d)
+
+
+@rule(
+    "duplicate-entry-digest",
+    severity="warning",
+    sources=["https://github.com/opencontainers/image-spec/blob/main/image-index.md"],
+    fix="list each manifest once: docker buildx imagetools create -t TARGET IMAGE@DIGEST...",
+    passing=TWO_PLATFORMS,
+    failing={"top": index_doc(entry("a"), entry("a", platform=ARM64)), "children": {"a": oci_image()}},
+)
+def duplicate_entry_digest(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
+    """One index lists the same child digest twice.
+
+    One manifest cannot be two platforms: one of the entries mislabels it, so a pull on the other platform gets
+    an image built for another one (exec format error) or a tool that keys entries by digest drops one.
+    Attestation entries are ignored.
+    """
+    seen: dict[tuple[int, str], mf.Descriptor] = {}
+    for node, d in image_entries(ctx):
+        if d.digest is None:
+            continue
+        first = seen.setdefault((id(node), d.digest), d)
+        if first is not d:
+            yield Hit(node, d.path, f"entry {d.digest} is listed again (first as {first.path})", d)
+
+
+@rule(
+    "index-at-tag",
+    severity="error",
+    sources=[
+        "https://docs.aws.amazon.com/lambda/latest/dg/images-create.html",
+        "https://repost.aws/questions/QUIZjd2sL_TtCuoqtg5Q30LA/does-lambda-not-support-multi-architecture-container-images-manifests",
+    ],
+    fix="push one platform's image manifest at the tag: docker buildx build --platform linux/amd64 "
+    "--provenance=false --sbom=false ..., or skopeo copy --override-arch amd64 {source} {target}",
+    passing={"top": oci_image()},
+    failing={"top": index_doc(entry("img")), "children": {"img": oci_image()}},
+)
+def index_at_tag(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
+    """The tag points at an index, not at a single image manifest.
+
+    Consumers that take one image (AWS Lambda) refuse any index, including one that buildx made for a single
+    platform by adding a provenance attestation entry.
+    """
+    top = ctx.image.top
+    if top.kind == "index":
+        yield Hit(ctx.image.nodes[0], "", f"the tag is an index ({top.type}) of {len(top.manifests)} entries")
