@@ -56,8 +56,13 @@ def check(
     target: list[str] = typer.Option([], "--target", "-t", help="REF[=PROFILE[@VERSION]] you will push to (repeat)."),
     profile: list[str] = typer.Option([], "--profile", "-p", help="PROFILE[@VERSION] to check with no reference."),
     policy: list[str] = typer.Option([], "--policy", help="Extra policy YAML file (repeat)."),
-    fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
-    fail_on: str = typer.Option("error", "--fail-on", help="error, or warning to fail on warnings too."),
+    fmt: list[str] = typer.Option(
+        [], "--format", "-f", help="text, json, sarif, junit, github, markdown (repeat; default text, github in CI)."
+    ),
+    output: list[str] = typer.Option([], "--output", "-o", help="FILE for the --format in that place, or FMT=FILE."),
+    fail_on: str | None = typer.Option(None, "--fail-on", help="error, or warning to fail on warnings too."),
+    config: str | None = typer.Option(None, "--config", help="Config file (default: see registry-gate config path)."),
+    no_waivers: bool = typer.Option(False, "--no-waivers", help="Ignore the config's waivers."),
     tls_verify: bool | None = typer.Option(None, "--tls-verify/--no-tls-verify", help="Verify registry TLS."),
     authfile: str | None = typer.Option(None, "--authfile", help="Registry auth file (default REGISTRY_AUTH_FILE)."),
     cert_dir: str | None = typer.Option(None, "--cert-dir", help="Folder of CA certificates for the registry."),
@@ -70,27 +75,26 @@ def check(
     """Check SOURCE against the policy of every target registry."""
     try:
         from gate.cache import Cache
+        from gate.config import settle
         from gate.engine import evaluate, plan_targets
-        from gate.errors import EXIT_FAIL, EXIT_PASS, UsageError
+        from gate.errors import EXIT_FAIL, EXIT_PASS
         from gate.policy import Registry
-        from gate.report import FORMATS, Report, render
+        from gate.report import Report, outputs
         from gate.skopeo import Options, session
         from gate.sources import open_source
 
-        if fmt not in FORMATS:
-            raise UsageError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}", "pick one of them")
-        if fail_on not in ("error", "warning"):
-            raise UsageError(f"--fail-on {fail_on!r} is not error or warning", "pick one of them")
-        registry = Registry(policy)
-        targets = plan_targets(target, profile, registry)
+        planned = outputs.plan(fmt, output)
+        run = settle(config, no_waivers, policy, target, profile, fail_on)
+        registry = Registry(run.policies)
+        targets = plan_targets(run.targets, run.profiles, registry, run.registries)
         options = Options(tls_verify, authfile, cert_dir, timeout, deadline=_deadline(deadline))
         with session(options, _hosts([source])) as skopeo:
             image = open_source(source, skopeo, jobs, children, Cache(disk=not no_cache))
         results = [evaluate(image, t, registry) for t in targets]
-        report = Report(image.source, image.top.digest, image.top.type, results)
-        sys.stdout.write(render(report, fmt))
-        failing = {"fail"} | ({"warn"} if fail_on == "warning" else set())
-        code = EXIT_FAIL if any(r.verdict in failing for r in results) else EXIT_PASS
+        run.waive(results, image.top.digest)
+        report = Report(image.source, image.top.digest, image.top.type, results, run.notices, run.fail_on)
+        outputs.write(report, planned)
+        code = EXIT_FAIL if any(report.failing(r) for r in results) else EXIT_PASS
     except Exception as exc:
         _die(exc)
     raise typer.Exit(code)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from gate import manifest as mf
@@ -26,6 +27,16 @@ class Target:
 
 
 @dataclass(frozen=True)
+class Waived:
+    """Why a finding does not count toward the verdict (a config waiver), and until when."""
+
+    reason: str
+    expires: str
+    origin: str
+    """`file:line` of the waiver."""
+
+
+@dataclass(frozen=True)
 class Finding:
     rule: str
     severity: str
@@ -35,6 +46,7 @@ class Finding:
     message: str
     fix: str | None
     sources: tuple[str, ...]
+    waived: Waived | None = None
 
 
 @dataclass
@@ -46,23 +58,47 @@ class Result:
 
     @property
     def verdict(self) -> str:
-        severities = {f.severity for f in self.findings}
+        severities = {f.severity for f in self.findings if f.waived is None}
         return "fail" if "error" in severities else "warn" if "warning" in severities else "pass"
 
 
-def target_from_option(text: str, registry: Registry) -> Target:
-    """`--target REF[=PROFILE[@VERSION]]`: the profile is forced, or chosen by the reference's host."""
+def target_from_option(text: str, registry: Registry, registries: Mapping[str, str] | None = None) -> Target:
+    """`--target REF[=PROFILE[@VERSION]]`: the profile is forced, else chosen by the reference's host: the config's
+    `registries` map (exact host:port, host, then glob) beats the profiles' built-in `hosts`."""
     ref_text, _, forced = text.partition("=")
     ref = parse_reference(ref_text)
     if forced:
         name, version = split_profile(forced)
         registry.get(name)
         return Target(ref, ref_text, name, version, "--target")
+    mapped = _mapped_host(ref.host, registries or {})
+    if mapped is not None:
+        pattern, spec = mapped
+        name, version = split_profile(spec)
+        registry.get(name)
+        return Target(ref, ref_text, name, version, f"config registries {pattern}")
     match = registry.match_host(ref.host)
     if match is None:
         return Target(ref, ref_text, BASELINE, None, "default")
     profile, pattern = match
     return Target(ref, ref_text, profile.name, None, f"host {pattern}")
+
+
+def _mapped_host(host: str, registries: Mapping[str, str]) -> tuple[str, str] | None:
+    import fnmatch
+
+    host = host.lower()
+    bare = host.rsplit(":", 1)[0] if ":" in host and not host.endswith("]") else host
+    for candidate in (host, bare):
+        for pattern, spec in registries.items():
+            if pattern.lower() == candidate:
+                return pattern, spec
+    globs = [(p, s) for p, s in registries.items() if "*" in p]
+    globs.sort(key=lambda ps: -len(ps[0].replace("*", "")))
+    for pattern, spec in globs:
+        if fnmatch.fnmatchcase(host, pattern.lower()) or fnmatch.fnmatchcase(bare, pattern.lower()):
+            return pattern, spec
+    return None
 
 
 def target_from_profile(spec: str, registry: Registry) -> Target:
@@ -130,8 +166,10 @@ def _finding(hit: Hit, rule_id: str, setting: Setting, source: str, dest: str) -
     )
 
 
-def plan_targets(targets: list[str], profiles: list[str], registry: Registry) -> list[Target]:
-    planned = [target_from_option(t, registry) for t in targets]
+def plan_targets(
+    targets: list[str], profiles: list[str], registry: Registry, registries: Mapping[str, str] | None = None
+) -> list[Target]:
+    planned = [target_from_option(t, registry, registries) for t in targets]
     planned += [target_from_profile(p, registry) for p in profiles]
     if not planned:
         planned.append(Target(None, None, BASELINE, None, "no target"))

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from gate.engine import Result
 
-FORMATS = ("text", "json")
+FORMATS = ("text", "json", "sarif", "junit", "github", "markdown")
 
 
 @dataclass
@@ -17,6 +17,11 @@ class Report:
     media_type: str | None
     results: list[Result]
     notices: list[str] = field(default_factory=list)
+    fail_on: str = "error"
+    """error or warning: which verdicts fail the gate (junit counts those as failures)."""
+
+    def failing(self, result: Result) -> bool:
+        return result.verdict == "fail" or (self.fail_on == "warning" and result.verdict == "warn")
 
 
 def render(report: Report, fmt: str) -> str:

@@ -37,7 +37,10 @@ def render(report: Report) -> str:
         out += [f"  note: {n}" for n in r.notices]
         if not r.findings:
             continue
-        rows = [(f.rule, f.severity, f.path, f"{_short(f.digest)} {f.platform or ''}".strip()) for f in r.findings]
+        rows = [
+            (f.rule, "waived" if f.waived else f.severity, f.path, f"{_short(f.digest)} {f.platform or ''}".strip())
+            for f in r.findings
+        ]
         widths = [max(len(row[i]) for row in [("RULE", "SEVERITY", "PATH", "ENTRY"), *rows]) for i in range(4)]
         header = ("RULE", "SEVERITY", "PATH", "ENTRY")
         out.append(("  " + "  ".join(h.ljust(w) for h, w in zip(header, widths))).rstrip())
@@ -50,6 +53,9 @@ def render(report: Report) -> str:
             ]
             out.append("  " + "  ".join(cells))
             out.append(f"      why: {f.message}")
+            if f.waived:
+                w = f.waived
+                out.append(f"      waived ({f.severity}): {w.reason} (until {w.expires}, {w.origin})")
             if f.severity == "info":
                 continue  # information: what and why, without a fix to apply
             if f.fix:
