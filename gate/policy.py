@@ -84,14 +84,7 @@ _BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class _Loader(_BaseLoader):  # type: ignore[misc]
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise PolicyError(
-                f"{self.name}:{event.start_mark.line + 1}: YAML aliases (*{event.anchor}) are not allowed in a policy",
-                "write the value out",
-            )
-        return super().compose_node(parent, index)
+    """Safe loading with line numbers (aliases are refused before, at the event level: see `load_yaml`)."""
 
 
 def _construct_mapping(loader: Any, node: yaml.MappingNode) -> Lined:
@@ -120,6 +113,18 @@ def load_yaml(path: Path, text: str | None = None) -> Any:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise PolicyError(f"cannot read policy {path}: {exc}", "pass a readable YAML file") from None
+    try:
+        # Aliases are refused before anything is built, so an alias bomb ("billion laughs") costs nothing.
+        # (The C loader composes nodes in C, where a Python-level hook would never run.)
+        for event in yaml.parse(text, Loader=_BaseLoader):
+            if isinstance(event, yaml.AliasEvent):
+                line = event.start_mark.line + 1 if event.start_mark else 1
+                raise PolicyError(
+                    f"{path}:{line}: YAML aliases (*{event.anchor}) are not allowed in a policy",
+                    "write the value out",
+                )
+    except yaml.YAMLError:
+        pass  # reported with its line by the load below
     loader = _Loader(text)
     loader.name = str(path)
     try:
@@ -324,6 +329,8 @@ def _same_type(value: Any, default: Any) -> bool:
         return isinstance(value, (int, float))
     if isinstance(default, dict):
         return isinstance(value, dict)
+    if isinstance(default, list) and default and isinstance(value, list):
+        return all(_same_type(v, default[0]) for v in value)
     return isinstance(value, type(default))
 
 
@@ -450,7 +457,10 @@ def parse_profile(path: Path, data: Any, builtin: bool = False) -> Profile:
         if key in data and not isinstance(data[key], str):
             raise _fail(at(key), f"`{key}` must be a string")
     rules = catalog()
-    raw_rules = data.get("rules", {})
+    raw_rules = data.get("rules")
+    if raw_rules is None:
+        raw_rules = Lined()
+        raw_rules.lines = {}
     if not isinstance(raw_rules, Lined):
         raise _fail(at("rules"), "`rules` must be a mapping of rule id to settings")
     parsed: dict[str, tuple[Entry, ...]] = {}
@@ -559,7 +569,7 @@ class Registry:
                 )
             if parent.name in chain:
                 raise PolicyError(
-                    f"{current.at('extends')}: `extends` loops: {' -> '.join((*chain, parent.name))}",
+                    f"{profile.at('extends')}: `extends` loops: {' -> '.join((*chain, parent.name))}",
                     "one profile in the loop must extend another (usually oci)",
                 )
             chain.append(parent.name)

@@ -27,6 +27,8 @@ def _param_schema(name: str, default: Any) -> dict[str, Any]:
         out["type"] = "string"
     elif isinstance(default, list):
         out["type"] = "array"
+        if default:
+            out["items"] = {k: v for k, v in _param_schema("", default[0]).items() if k == "type"}
     elif isinstance(default, dict):
         out["type"] = "object"
     if name.endswith("pattern"):
