@@ -17,7 +17,7 @@ from gate import manifest as mf
 from gate.reference import Reference
 
 SEVERITIES = ("error", "warning", "info")
-FAMILIES = ("structure", "mediatypes", "attestations")
+FAMILIES = ("structure", "mediatypes", "attestations", "platforms", "layers", "reference")
 
 
 @dataclass(frozen=True)
