@@ -14,7 +14,7 @@ from typing import Any
 
 from gate.errors import UsageError
 from gate.policy import Effective, PolicyError, Profile, Registry, Setting, _suggest, split_profile
-from gate.rules import Context, Rule, catalog
+from gate.rules import Rule, catalog
 
 FORMATS = ("text", "json")
 
@@ -92,9 +92,9 @@ def example_parts(example: Mapping[str, Any]) -> dict[str, Any]:
 
 def example_hits(rule: Rule, example: Mapping[str, Any]) -> list[str]:
     """What the rule (with its default parameters) reports on the example: `path: message` per hit."""
-    from gate.rules.examples import image
+    from gate.rules.examples import context
 
-    return [f"{h.node.at(h.path) or '(top)'}: {h.message}" for h in rule.check(Context(image(example)), rule.params)]
+    return [f"{h.node.at(h.path) or '(top)'}: {h.message}" for h in rule.check(context(example), rule.params)]
 
 
 def rule_usage(rule_id: str, registry: Registry) -> list[dict[str, Any]]:

@@ -8,8 +8,8 @@ import re
 import pytest
 
 from gate.policy import is_pattern_param, regex_problem
-from gate.rules import SEVERITIES, Context, Rule, catalog
-from gate.rules.examples import image
+from gate.rules import SEVERITIES, Rule, catalog
+from gate.rules.examples import context
 
 RULES = sorted(catalog())
 URL = re.compile(r"^https?://[^\s/]+\.[^\s/]+/\S*$")
@@ -17,7 +17,7 @@ URL = re.compile(r"^https?://[^\s/]+\.[^\s/]+/\S*$")
 
 def _hits(rule: Rule, example: object) -> list[str]:
     assert isinstance(example, dict)
-    return [h.message for h in rule.check(Context(image(example)), rule.params)]
+    return [h.message for h in rule.check(context(example), rule.params)]
 
 
 @pytest.mark.parametrize("rule_id", RULES)
@@ -25,8 +25,8 @@ def test_rule_has_both_examples(rule_id: str) -> None:
     rule = catalog()[rule_id]
     assert rule.passing is not None, f"{rule_id} has no passing example"
     assert rule.failing is not None, f"{rule_id} has no failing example"
-    assert set(rule.passing) <= {"top", "children"} and "top" in rule.passing
-    assert set(rule.failing) <= {"top", "children"} and "top" in rule.failing
+    assert set(rule.passing) <= {"top", "children", "target"} and "top" in rule.passing
+    assert set(rule.failing) <= {"top", "children", "target"} and "top" in rule.failing
 
 
 @pytest.mark.parametrize("rule_id", RULES)

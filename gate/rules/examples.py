@@ -1,5 +1,6 @@
 """Turn a rule's example (`{"top": ..., "children": {...}}`) into real bytes with real digests.
 
+An example may also name a "target" reference, for the rules about the target itself.
 In an example, a string "@name" stands for the child called `name`: as a `size` it becomes the child's length,
 anywhere else its digest. A string "%text" stands the same way for a blob whose content is `text` (configs,
 layers), so that an example can be pushed to a real registry with every blob it names.
@@ -14,6 +15,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from gate import manifest as mf
+from gate.reference import parse as parse_reference
+from gate.rules import Context
 from gate.sources import resolve
 
 
@@ -55,3 +58,10 @@ def materialize(example: Mapping[str, Any]) -> tuple[bytes, dict[str, bytes], di
 def image(example: Mapping[str, Any]) -> mf.Image:
     top, manifests, _ = materialize(example)
     return resolve("example", mf.parse(top), lambda d: manifests.get(d.digest or ""))
+
+
+def context(example: Mapping[str, Any]) -> Context:
+    """What a rule sees for the example: its image, and its "target" reference when it names one (rules about
+    the target reference itself, such as tag-format, need one)."""
+    target = example.get("target")
+    return Context(image(example), parse_reference(target) if isinstance(target, str) else None)

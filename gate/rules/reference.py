@@ -132,8 +132,8 @@ def tag_format(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
 def digest_algorithm(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
     """A digest (the target's, or a descriptor's) uses an algorithm the registry does not take.
 
-    The image-spec registers sha256 and sha512 (others, like sha384, are unknown to registries); distribution answers DIGEST_INVALID to sha512 manifests,
-    ECR's image digests are sha256, and Quay computes sha256 only.
+    The image-spec registers sha256 and sha512; registries know no others (sha384). distribution answers
+    DIGEST_INVALID to sha512 manifests, ECR's image digests are sha256, and Quay computes sha256 only.
     """
     allowed = set(params.get("allowed", ()))
     expected = f"{' or '.join(sorted(allowed))} expected"
