@@ -271,5 +271,122 @@ def audit(
     raise typer.Exit(code)
 
 
+# --- where users meet the gate: push, config, hooks, the GitHub Action ---------------------------------------------
+
+
+@app.command()
+def push(
+    source: str = typer.Argument(..., help="docker://REF, oci:DIR[:TAG] or oci-archive:FILE[:TAG]."),
+    dest: str = typer.Argument(..., help="Destination reference (docker:// optional)."),
+    profile: str | None = typer.Option(None, "--profile", "-p", help="PROFILE[@VERSION] of DEST (default: by host)."),
+    fix: bool = typer.Option(False, "--fix", help="Copy converted to OCI when conversion fixes every failure."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Check, then print the skopeo command, do not copy."),
+    policy: list[str] = typer.Option([], "--policy", help="Extra policy YAML file (repeat)."),
+    fail_on: str | None = typer.Option(None, "--fail-on", help="error, or warning to refuse on warnings too."),
+    config: str | None = typer.Option(None, "--config", help="Config file (registries, policies, waivers)."),
+    no_waivers: bool = typer.Option(False, "--no-waivers", help="Ignore the config's waivers."),
+    tls_verify: bool | None = typer.Option(None, "--tls-verify/--no-tls-verify", help="Verify registry TLS."),
+    authfile: str | None = typer.Option(None, "--authfile", help="Registry auth file (default REGISTRY_AUTH_FILE)."),
+    cert_dir: str | None = typer.Option(None, "--cert-dir", help="Folder of CA certificates for the registry."),
+    jobs: int = typer.Option(8, "--jobs", "-j", min=1, max=64, help="Child manifests fetched at once."),
+    timeout: float = typer.Option(60.0, "--timeout", min=1, help="Seconds allowed for each skopeo call."),
+) -> None:
+    """Check SOURCE against DEST's profile; copy it with skopeo (all platforms) only when it passes."""
+    try:
+        from gate.config import settle
+        from gate.push import push as run_push
+        from gate.skopeo import Options
+
+        run = settle(config, no_waivers, policy, [], [], fail_on)
+        options = Options(tls_verify, authfile, cert_dir, timeout)
+        code = run_push(source, dest, profile, fix, dry_run, run, options, jobs)
+    except Exception as exc:
+        _die(exc)
+    raise typer.Exit(code)
+
+
+config_app = typer.Typer(help="The config file .registry-gate.yaml: which one is used, its JSON Schema.")
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("schema")
+def config_schema_cmd() -> None:
+    """Print the JSON Schema of .registry-gate.yaml (for editors and linters)."""
+    try:
+        import json
+
+        from gate.config import schema
+
+        sys.stdout.write(json.dumps(schema(), indent=2) + "\n")
+    except Exception as exc:
+        _die(exc)
+
+
+@config_app.command("path")
+def config_path_cmd(config: str | None = typer.Option(None, "--config", help="Config file to check.")) -> None:
+    """Print the config file that would be used (after validating it), or say there is none."""
+    try:
+        from gate.config import discover, load
+
+        path = discover(config)
+        if path is None:
+            typer.echo("no config file (looked for --config, REGISTRY_GATE_CONFIG, ./.registry-gate.yaml, XDG)")
+            raise typer.Exit(0)
+        load(path)
+        typer.echo(str(path))
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        _die(exc)
+
+
+hook_app = typer.Typer(help="Git pre-push hook: install it, or run what it runs.", no_args_is_help=True)
+app.add_typer(hook_app, name="hook")
+
+
+@hook_app.command("install")
+def hook_install_cmd(
+    force: bool = typer.Option(False, "--force", help="Replace an existing pre-push hook that is not ours."),
+) -> None:
+    """Write .git/hooks/pre-push: `git push` then checks the config's images (not on `docker push`)."""
+    try:
+        from pathlib import Path
+
+        from gate.hook import install
+
+        hook = install(Path.cwd(), force)
+        typer.echo(f"installed {hook}: `git push` now runs `registry-gate hook run` first")
+        typer.echo("note: it runs on `git push`, not `docker push`; to push images use `registry-gate push SRC DEST`")
+    except Exception as exc:
+        _die(exc)
+
+
+@hook_app.command("run")
+def hook_run_cmd(
+    config: str | None = typer.Option(None, "--config", help="Config file (default: discovered)."),
+    no_waivers: bool = typer.Option(False, "--no-waivers", help="Ignore the config's waivers."),
+) -> None:
+    """Check every `images:` entry of the config against its targets; the worst exit code wins."""
+    try:
+        from gate.hook import run as run_hook
+
+        code = run_hook(config, no_waivers)
+    except Exception as exc:
+        _die(exc)
+    raise typer.Exit(code)
+
+
+@app.command("action", hidden=True)
+def action_cmd() -> None:
+    """The GitHub Action's step (inputs from INPUT_* variables); see action.yml."""
+    try:
+        from gate.action import run as run_action
+
+        code = run_action()
+    except Exception as exc:
+        _die(exc)
+    raise typer.Exit(code)
+
+
 def main() -> None:
     app()

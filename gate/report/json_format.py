@@ -38,6 +38,7 @@ def as_dict(report: Report) -> dict[str, Any]:
         "digest": report.digest,
         "mediaType": report.media_type,
         "notices": report.notices,
+        "fail_on": report.fail_on,
         "targets": [
             {
                 "target": r.target.text,

@@ -68,6 +68,11 @@ class Rule:
     def summary(self) -> str:
         return self.doc.strip().splitlines()[0]
 
+    @property
+    def fixable_by_conversion(self) -> bool:
+        """The fix is the conversion `skopeo copy ... --format oci` (what `registry-gate push --fix` does)."""
+        return bool(self.fix) and str(self.fix).startswith("skopeo copy ") and "--format oci" in str(self.fix)
+
 
 _REGISTRY: dict[str, Rule] = {}
 
