@@ -75,7 +75,9 @@ _KINDS: list[tuple[str, re.Pattern[str], str]] = [
         "the registry answered with a server error; retry later",
     ),
 ]
-TRANSIENT = {"rate-limit", "network", "server", "timeout"}
+TRANSIENT = {"network", "server", "timeout"}
+"""Retried here. A rate limit is not: skopeo (containers/image) already tries a 429 up to 5 times, with
+exponential backoff honouring Retry-After (about 30 s without it), so retrying again would multiply that wait."""
 _FATAL_MSG = re.compile(r'level=fatal msg="(.*)"\s*$', re.S)
 
 
