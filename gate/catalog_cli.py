@@ -87,6 +87,7 @@ def example_parts(example: Mapping[str, Any]) -> dict[str, Any]:
             for name, d in by_name.items()
         },
         "blobs": {d: data.decode(errors="replace") for d, data in blobs.items()},
+        "target": example.get("target"),
     }
 
 
@@ -160,6 +161,8 @@ def explain_command(rule_id: str, policy_files: Sequence[str], fmt: str) -> str:
             continue
         p = parts[kind]
         lines.append(f"{kind} example:")
+        if p["target"]:
+            lines.append(f"  target {p['target']}")
         lines.append(f"  top {p['top']['digest']} ({p['top']['size']} bytes):")
         lines += _indent(json.dumps(p["top"]["document"], indent=2), 4)
         for name, child in p["children"].items():

@@ -305,7 +305,8 @@ def test_user_profile_wins_a_host_tie_and_loses_to_a_more_specific_builtin(write
     assert profile is not None and (profile.name, pattern) == ("corp-quay", "quay.io")
     profile, pattern = registry.match_host("docker.io") or (None, None)
     assert profile is not None and (profile.name, pattern) == ("dockerhub", "docker.io")
-    profile, pattern = registry.match_host("ghcr.io") or (None, None)
+    assert Registry().match_host("mirror.corp-example.io") is None
+    profile, pattern = registry.match_host("mirror.corp-example.io") or (None, None)
     assert profile is not None and (profile.name, pattern) == ("corp-quay", "*.io")
 
 
