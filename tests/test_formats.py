@@ -21,6 +21,7 @@ from gate.policy import Registry
 from gate.report import Report, render
 from gate.report.markdown_format import cap
 from gate.report.outputs import plan
+from gate.report.sarif_format import artifact_uri
 from gate.sources import open_source
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,7 +79,7 @@ def test_sarif_validates_and_carries_rules_and_logical_locations(tmp_path: Path)
     names = [[loc["name"] for loc in r["locations"][0]["logicalLocations"]] for r in errors]
     assert names == [[QUAY, "manifests[4].mediaType"], [QUAY, "manifests[5].mediaType"]]
     uri = errors[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
-    assert uri.endswith("examples/python-3.12/index.json")
+    assert uri == ".registry-gate.yaml"  # the layout is outside the working directory
     assert "suppressions" not in errors[0]
 
 
@@ -214,3 +215,11 @@ def test_bad_format_is_exit_2(tmp_path: Path) -> None:
     proc = gate("check", EXAMPLE, "--format", "yaml", cwd=tmp_path)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.startswith("registry-gate: error: --format 'yaml' is not one of text, json, sarif")
+
+
+def test_sarif_artifact_uri_is_repository_relative(tmp_path: Path) -> None:
+    (tmp_path / "build").mkdir()
+    assert artifact_uri(f"oci:{tmp_path}/build/layout:1.0", tmp_path) == "build/layout/index.json"
+    assert artifact_uri("oci-archive:build/app.tar:1", tmp_path) == "build/app.tar"
+    assert artifact_uri("docker://quay.io/a/b:1", tmp_path) == ".registry-gate.yaml"
+    assert artifact_uri("oci:/elsewhere/layout", tmp_path) == ".registry-gate.yaml"

@@ -2,14 +2,15 @@
 
 One SARIF rule per gate rule that ran (help = its doc, fix and sources); one result per finding, whose logical
 locations are the target image reference and the manifest path (`index.manifests[2].config.mediaType`).
-A waived finding is a result with an accepted external suppression. A local source (OCI layout, archive, saved
-file) is also given as the physical location, which code scanning needs to show an alert on a file.
+A waived finding is a result with an accepted external suppression. Code scanning needs a repository file per
+result: see `artifact_uri`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import inspect
+from pathlib import Path
 from typing import Any
 
 from gate import __version__
@@ -54,14 +55,24 @@ def _rule(rule: Rule) -> dict[str, Any]:
     return out
 
 
-def _local_uri(source: str) -> str | None:
-    if source.startswith("docker://"):
-        return None
-    for prefix in ("oci:", "oci-archive:"):
-        if source.startswith(prefix):
-            path = source[len(prefix) :].split(":", 1)[0]
-            return f"{path}/index.json" if prefix == "oci:" else path
-    return source
+def artifact_uri(source: str, cwd: Path | None = None) -> str:
+    """A repository-relative file for code scanning (it needs one per result): the local source (an OCI layout's
+    index.json, an archive, a saved manifest) when it is under the working directory, else the config file name,
+    where a waiver for the finding would be written."""
+    path: str | None = None
+    if source.startswith("oci:"):
+        path = source[4:].split(":", 1)[0] + "/index.json"
+    elif source.startswith("oci-archive:"):
+        path = source[12:].split(":", 1)[0]
+    elif not source.startswith("docker://"):
+        path = source
+    if path:
+        here = (cwd or Path.cwd()).resolve()
+        try:
+            return (here / path).resolve().relative_to(here).as_posix()
+        except ValueError:
+            pass
+    return ".registry-gate.yaml"
 
 
 def _fingerprint(result: Result, f: Finding) -> str:
@@ -82,9 +93,7 @@ def _result(report: Report, result: Result, f: Finding, index: int) -> dict[str,
             {"name": f.path or "(top)", "kind": "object", "fullyQualifiedName": f"{report.source}#{f.path}"},
         ]
     }
-    uri = _local_uri(report.source)
-    if uri:
-        location["physicalLocation"] = {"artifactLocation": {"uri": uri}}
+    location["physicalLocation"] = {"artifactLocation": {"uri": artifact_uri(report.source)}}
     out: dict[str, Any] = {
         "ruleId": f.rule,
         "ruleIndex": index,
