@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -15,7 +16,7 @@ _TAR = blob("application/vnd.oci.image.layer.v1.tar", "tar layer")
 _FOREIGN = blob(
     mf.DOCKER_FOREIGN_LAYER,
     "windows base layer",
-    urls=["https://mcr.microsoft.com/v2/windows/servercore/blobs/sha256:0000"],
+    urls=["https://foreign.example.org/v2/windows/servercore/blobs/sha256:0000"],
 )
 
 
@@ -71,6 +72,7 @@ def uncompressed_layers(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit
 @rule(
     "foreign-layers",
     severity="warning",
+    params={"allowed_url_pattern": "^$"},
     sources=[
         "https://github.com/opencontainers/image-spec/blob/main/layer.md#non-distributable-layers",
         "https://github.com/distribution/distribution/blob/v3.1.1/registry/handlers/app.go",
@@ -86,13 +88,18 @@ def foreign_layers(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
 
     Windows base layers used to be foreign: the registry never gets the blob, only URLs. distribution refuses
     such manifests by default since 2.7 (MANIFEST_BLOB_UNKNOWN, "invalid URL on layer"); Docker Hub accepts them
-    only for Windows base layers. Non-distributable types are deprecated in image-spec 1.1.
+    only for Windows base layers. Non-distributable types are deprecated in image-spec 1.1. A layer whose every
+    URL matches `allowed_url_pattern` (a regular expression, like distribution's validation.manifests.urls.allow)
+    is fine.
     """
+    allowed = re.compile(str(params.get("allowed_url_pattern", "^$")))
     for node, d in _layers(ctx):
         t = d.media_type or ""
+        if d.urls and all(allowed.search(u) for u in d.urls):
+            continue
         if t == mf.DOCKER_FOREIGN_LAYER or ".nondistributable." in t or d.urls:
             where = f" with urls {', '.join(d.urls)}" if d.urls else ""
-            yield Hit(node, f"{d.path}", f"layer {d.digest} is foreign ({t}){where}")
+            yield Hit(node, d.path, f"layer {d.digest} is foreign ({t}){where}")
 
 
 @rule(
