@@ -338,3 +338,15 @@ def test_commands_import_nothing_heavy_at_start_up() -> None:
     code = "import sys, gate.cli; print(sorted(m for m in ('yaml', 'gate.policy', 'gate.rules') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_readme_policy_example_validates(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("A policy of your own", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "corp.yaml"
+    path.write_text(block)
+    assert ok("policy", "validate", str(path)) == f"{path}: ok\n"
+    jsonschema.validate(yaml.safe_load(block), json.loads(ok("policy", "schema")))
+    doc = ok_json("profiles", "show", "corp-quay", "--policy", str(path))
+    severities = {r["id"]: r["severity"] for r in doc["rules"]}
+    assert (doc["version"], severities["nested-index"], severities["attestation-entries"]) == ("3.12", "error", "off")
