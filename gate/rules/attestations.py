@@ -9,7 +9,6 @@ from typing import Any
 from gate import manifest as mf
 from gate.rules import Context, Hit, rule
 from gate.rules.common import EMPTY_CONFIG, blob, is_attestation, oci_image
-from gate.rules.mediatypes import OCI_IMAGE
 
 
 @rule(
@@ -34,7 +33,7 @@ from gate.rules.mediatypes import OCI_IMAGE
                 }
             ],
         },
-        "children": {"a": OCI_IMAGE},
+        "children": {"a": oci_image()},
     },
     failing={
         "top": {
@@ -60,9 +59,9 @@ from gate.rules.mediatypes import OCI_IMAGE
             ],
         },
         "children": {
-            "a": OCI_IMAGE,
+            "a": oci_image(),
             "att": {
-                **OCI_IMAGE,
+                **oci_image(),
                 "layers": [
                     {
                         "mediaType": "application/vnd.in-toto+json",

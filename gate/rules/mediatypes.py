@@ -7,30 +7,26 @@ from typing import Any
 
 from gate import manifest as mf
 from gate.rules import Context, Hit, entries, rule
-from gate.rules.common import own_descriptors, typed_nodes
+from gate.rules.common import (
+    AMD64,
+    DOCKER_CONFIG,
+    DOCKER_LAYER,
+    docker_image,
+    entry,
+    index_doc,
+    oci_image,
+    own_descriptors,
+    typed_nodes,
+)
 
-_OCI_CONFIG = {"mediaType": mf.OCI_CONFIG, "digest": "%{}", "size": "%{}"}
-_OCI_LAYER = {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": "%layer", "size": "%layer"}
-_DOCKER_CONFIG = {"mediaType": mf.DOCKER_CONFIG, "digest": "%{}", "size": "%{}"}
-_DOCKER_LAYER = {"mediaType": mf.DOCKER_LAYER, "digest": "%layer", "size": "%layer"}
-OCI_IMAGE = {"schemaVersion": 2, "mediaType": mf.OCI_MANIFEST, "config": _OCI_CONFIG, "layers": [_OCI_LAYER]}
-DOCKER_IMAGE = {
-    "schemaVersion": 2,
-    "mediaType": mf.DOCKER_MANIFEST,
-    "config": _DOCKER_CONFIG,
-    "layers": [_DOCKER_LAYER],
-}
-_LINUX = {"os": "linux", "architecture": "amd64"}
+OCI_IMAGE = oci_image()
+DOCKER_IMAGE = docker_image()
 _WINDOWS = {"os": "windows", "architecture": "amd64", "os.version": "10.0.20348.2655"}
 CONVERT = "skopeo copy --all --format oci {source} {target}"
 
 
 def _index(media_type: str, *children: tuple[str, str, dict[str, str]]) -> dict[str, Any]:
-    return {
-        "schemaVersion": 2,
-        "mediaType": media_type,
-        "manifests": [{"mediaType": t, "digest": f"@{n}", "size": f"@{n}", "platform": p} for n, t, p in children],
-    }
+    return index_doc(*(entry(name, t, platform) for name, t, platform in children), media_type=media_type)
 
 
 @rule(
@@ -44,9 +40,9 @@ def _index(media_type: str, *children: tuple[str, str, dict[str, str]]) -> dict[
         "https://github.com/opencontainers/image-spec/issues/1150",
     ],
     fix=CONVERT,
-    passing={"top": _index(mf.OCI_INDEX, ("a", mf.OCI_MANIFEST, _LINUX)), "children": {"a": OCI_IMAGE}},
+    passing={"top": _index(mf.OCI_INDEX, ("a", mf.OCI_MANIFEST, AMD64)), "children": {"a": OCI_IMAGE}},
     failing={
-        "top": _index(mf.OCI_INDEX, ("a", mf.OCI_MANIFEST, _LINUX), ("w", mf.DOCKER_MANIFEST, _WINDOWS)),
+        "top": _index(mf.OCI_INDEX, ("a", mf.OCI_MANIFEST, AMD64), ("w", mf.DOCKER_MANIFEST, _WINDOWS)),
         "children": {"a": OCI_IMAGE, "w": DOCKER_IMAGE},
     },
 )
@@ -75,8 +71,8 @@ def mixed_oci_index(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
         "https://github.com/podman-container-tools/buildah/issues/3550",
     ],
     fix=CONVERT,
-    passing={"top": _index(mf.DOCKER_LIST, ("d", mf.DOCKER_MANIFEST, _LINUX)), "children": {"d": DOCKER_IMAGE}},
-    failing={"top": _index(mf.DOCKER_LIST, ("o", mf.OCI_MANIFEST, _LINUX)), "children": {"o": OCI_IMAGE}},
+    passing={"top": _index(mf.DOCKER_LIST, ("d", mf.DOCKER_MANIFEST, AMD64)), "children": {"d": DOCKER_IMAGE}},
+    failing={"top": _index(mf.DOCKER_LIST, ("o", mf.OCI_MANIFEST, AMD64)), "children": {"o": OCI_IMAGE}},
 )
 def mixed_docker_list(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
     """A Docker manifest list lists OCI manifests or indexes.
@@ -104,8 +100,8 @@ def mixed_docker_list(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
         "https://github.com/google/go-containerregistry/blob/main/cmd/crane/doc/crane_validate.md",
     ],
     fix="rebuild the index from the manifests as stored (docker buildx imagetools create, or skopeo copy --all)",
-    passing={"top": _index(mf.OCI_INDEX, ("a", mf.OCI_MANIFEST, _LINUX)), "children": {"a": OCI_IMAGE}},
-    failing={"top": _index(mf.OCI_INDEX, ("a", mf.DOCKER_MANIFEST, _LINUX)), "children": {"a": OCI_IMAGE}},
+    passing={"top": _index(mf.OCI_INDEX, ("a", mf.OCI_MANIFEST, AMD64)), "children": {"a": OCI_IMAGE}},
+    failing={"top": _index(mf.OCI_INDEX, ("a", mf.DOCKER_MANIFEST, AMD64)), "children": {"a": OCI_IMAGE}},
 )
 def descriptor_media_type_mismatch(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
     """An index entry's `mediaType` is not the `mediaType` its manifest declares.
@@ -146,7 +142,7 @@ V2S2_LAYER_TYPES = frozenset({mf.DOCKER_LAYER, mf.DOCKER_FOREIGN_LAYER})
     failing={
         "top": {
             **DOCKER_IMAGE,
-            "layers": [{**_DOCKER_LAYER, "mediaType": "application/vnd.docker.image.rootfs.diff.tar.zstd"}],
+            "layers": [{**DOCKER_LAYER, "mediaType": "application/vnd.docker.image.rootfs.diff.tar.zstd"}],
         }
     },
 )
@@ -177,7 +173,7 @@ def docker_v2s2_undefined_types(ctx: Context, params: Mapping[str, Any]) -> Iter
     ],
     fix=CONVERT,
     passing={"top": OCI_IMAGE},
-    failing={"top": {**OCI_IMAGE, "config": _DOCKER_CONFIG}},
+    failing={"top": {**OCI_IMAGE, "config": DOCKER_CONFIG}},
 )
 def oci_manifest_docker_parts(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
     """An OCI image manifest has a Docker config or layer media type.

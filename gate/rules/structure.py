@@ -7,13 +7,19 @@ from typing import Any
 
 from gate import manifest as mf
 from gate.rules import Context, Hit, entries, rule
-from gate.rules.common import ARM64, arm64_image, blob, entry, image_entries, index_doc, index_entries, oci_image
+from gate.rules.common import (
+    ARM64,
+    OCI_LAYER,
+    arm64_image,
+    blob,
+    entry,
+    image_entries,
+    index_doc,
+    index_entries,
+    oci_image,
+)
 from gate.rules.mediatypes import parameterized
 
-_IMAGE = {"mediaType": mf.OCI_MANIFEST, "schemaVersion": 2}
-_CONFIG = {"mediaType": mf.OCI_CONFIG, "digest": "%{}", "size": "%{}"}
-_LAYER = {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": "%layer", "size": "%layer"}
-_AMD64 = {"os": "linux", "architecture": "amd64"}
 TWO_PLATFORMS = {
     "top": index_doc(entry("a"), entry("b", platform=ARM64)),
     "children": {"a": oci_image(), "b": arm64_image()},
@@ -29,8 +35,8 @@ TWO_PLATFORMS = {
         "https://github.com/opencontainers/image-spec/blob/main/schema/defs-descriptor.json",
     ],
     fix="fix the field named in the path; the tool that wrote it has a bug",
-    passing={"top": {**_IMAGE, "config": _CONFIG, "layers": [_LAYER]}},
-    failing={"top": {**_IMAGE, "config": _CONFIG, "layers": [{**_LAYER, "size": "32"}]}},
+    passing={"top": oci_image()},
+    failing={"top": oci_image(layers=[{**OCI_LAYER, "size": "32"}])},
 )
 def schema(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
     """A field is missing, or has the wrong type or form.
@@ -61,17 +67,17 @@ def schema(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
         "top": {
             "mediaType": mf.OCI_INDEX,
             "schemaVersion": 2,
-            "manifests": [{"mediaType": mf.OCI_MANIFEST, "digest": "@img", "size": "@img", "platform": _AMD64}],
+            "manifests": [entry("img")],
         },
-        "children": {"img": {**_IMAGE, "config": _CONFIG, "layers": [_LAYER]}},
+        "children": {"img": oci_image()},
     },
     failing={
         "top": {
             "mediaType": mf.OCI_INDEX,
             "schemaVersion": 2,
-            "manifests": [{"mediaType": mf.OCI_MANIFEST, "digest": "@img", "size": 1, "platform": _AMD64}],
+            "manifests": [entry("img", size=1)],
         },
-        "children": {"img": {**_IMAGE, "config": _CONFIG, "layers": [_LAYER]}},
+        "children": {"img": oci_image()},
     },
 )
 def descriptor_size_mismatch(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
@@ -101,23 +107,23 @@ def descriptor_size_mismatch(ctx: Context, params: Mapping[str, Any]) -> Iterato
         "top": {
             "mediaType": mf.OCI_INDEX,
             "schemaVersion": 2,
-            "manifests": [{"mediaType": mf.OCI_MANIFEST, "digest": "@img", "size": "@img", "platform": _AMD64}],
+            "manifests": [entry("img")],
         },
-        "children": {"img": {**_IMAGE, "config": _CONFIG, "layers": [_LAYER]}},
+        "children": {"img": oci_image()},
     },
     failing={
         "top": {
             "mediaType": mf.OCI_INDEX,
             "schemaVersion": 2,
-            "manifests": [{"mediaType": mf.OCI_INDEX, "digest": "@inner", "size": "@inner", "platform": _AMD64}],
+            "manifests": [entry("inner", mf.OCI_INDEX)],
         },
         "children": {
             "inner": {
                 "mediaType": mf.OCI_INDEX,
                 "schemaVersion": 2,
-                "manifests": [{"mediaType": mf.OCI_MANIFEST, "digest": "@img", "size": "@img", "platform": _AMD64}],
+                "manifests": [entry("img")],
             },
-            "img": {**_IMAGE, "config": _CONFIG, "layers": [_LAYER]},
+            "img": oci_image(),
         },
     },
 )
@@ -132,7 +138,8 @@ def nested_index(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
     for node, index in ctx.indexes():
         for i, d in enumerate(index.manifests):
             if d.media_type in mf.INDEX_TYPES and node.depth + 2 > max_depth:
-                yield Hit(node, f"manifests[{i}].mediaType", f"entry {d.digest} is an index nested in an index", d)
+                message = f"entry {d.digest} is an index nested in an index: {node.depth + 2} index levels"
+                yield Hit(node, f"manifests[{i}].mediaType", f"{message}, at most {max_depth} expected", d)
 
 
 @rule(
@@ -144,7 +151,7 @@ def nested_index(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
         "https://github.com/docker/cli/pull/4938",
     ],
     fix="skopeo copy --format v2s2 {source} {target}",
-    passing={"top": {**_IMAGE, "config": _CONFIG, "layers": [_LAYER]}},
+    passing={"top": oci_image()},
     failing={
         "top": {
             "schemaVersion": 1,
@@ -176,8 +183,8 @@ def schema1(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
         "https://github.com/moby/buildkit/pull/4331",
     ],
     fix="add a layer; an artifact with no content uses the empty descriptor (application/vnd.oci.empty.v1+json)",
-    passing={"top": {**_IMAGE, "config": _CONFIG, "layers": [_LAYER]}},
-    failing={"top": {**_IMAGE, "config": _CONFIG, "layers": []}},
+    passing={"top": oci_image()},
+    failing={"top": oci_image(layers=[])},
 )
 def empty_layers(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
     """An image manifest has an empty `layers` array.
@@ -203,9 +210,9 @@ def empty_layers(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
         "top": {
             "schemaVersion": 2,
             "mediaType": mf.OCI_INDEX,
-            "manifests": [{"mediaType": mf.OCI_MANIFEST, "digest": "@img", "size": "@img", "platform": _AMD64}],
+            "manifests": [entry("img")],
         },
-        "children": {"img": {**_IMAGE, "config": _CONFIG, "layers": [_LAYER]}},
+        "children": {"img": oci_image()},
     },
     failing={"top": {"schemaVersion": 2, "mediaType": mf.OCI_INDEX, "manifests": []}},
 )
@@ -307,6 +314,12 @@ def single_entry_no_platform(ctx: Context, params: Mapping[str, Any]) -> Iterato
         yield Hit(root, d.path, f"the index's only entry {d.digest} has no platform", d)
 
 
+def _normalized(p: mf.Platform) -> tuple[str | None, ...]:
+    """The platform as matchers compare it: arm64 without a variant is arm64/v8."""
+    variant = p.variant or ("v8" if p.architecture == "arm64" else None)
+    return (p.os, p.architecture, variant, p.os_version)
+
+
 @rule(
     "duplicate-platform",
     severity="warning",
@@ -326,14 +339,14 @@ def duplicate_platform(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]
     """Two entries of one index are for the same platform.
 
     Registries store such an index, but a pull picks the first matching entry, so the other image is unreachable
-    and which one runs depends on entry order (os, architecture, variant and os.version are compared; attestation
-    entries are not platforms and are ignored).
+    and which one runs depends on entry order (os, architecture, variant and os.version are compared, arm64 with
+    no variant as arm64/v8; attestation entries are not platforms and are ignored).
     """
     seen: dict[tuple[int, tuple[str | None, ...]], mf.Descriptor] = {}
     for node, d in image_entries(ctx):
         if d.platform is None:
             continue
-        key = (id(node), d.platform.key)
+        key = (id(node), _normalized(d.platform))
         first = seen.setdefault(key, d)
         if first is not d:
             yield Hit(node, d.path, f"entry {d.digest} is for {d.platform}, like {first.path} ({first.digest})", d)
