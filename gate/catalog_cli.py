@@ -325,13 +325,21 @@ def profile_show_command(spec: str, policy_files: Sequence[str], fmt: str) -> st
 
 def validate_command(files: Sequence[str]) -> tuple[str, str, int]:
     """(stdout, stderr, exit code): `FILE: ok` per good file; `file:line: problem` per bad one (exit 2)."""
+    from gate.policy import builtin_dir
+
     registry = Registry()
+    builtins = {p.resolve() for p in builtin_dir().glob("*.yaml")}
     out: list[str] = []
     err: list[str] = []
     parsed: list[tuple[str, Profile]] = []
     for file in files:
         try:
-            parsed.append((file, registry.add(registry.parse_file(Path(file)))))
+            profile = registry.parse_file(Path(file))
+            if Path(file).resolve() in builtins and profile.name in registry.profiles:
+                registry.profiles[profile.name] = profile  # a built-in re-read as it is on disk now
+            else:
+                registry.add(profile)
+            parsed.append((file, profile))
         except PolicyError as exc:
             err.append(str(exc))
     for file, profile in parsed:

@@ -186,8 +186,8 @@ def version_matches(version: str, when: Iterable[str]) -> bool:
 
 
 def is_pattern_param(name: str) -> bool:
-    """Parameters whose name ends in `pattern` hold regular expressions."""
-    return name.endswith("pattern")
+    """Parameters whose name ends in `pattern` (or `patterns`, a list) hold regular expressions."""
+    return name.endswith(("pattern", "patterns"))
 
 
 def regex_problem(pattern: str) -> str | None:

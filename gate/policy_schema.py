@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gate.policy import EVIDENCE, KINDS, LEVELS, NAME_RE, VERSION_RE
+from gate.policy import EVIDENCE, KINDS, LEVELS, NAME_RE, VERSION_RE, is_pattern_param
 from gate.rules import Rule, catalog
 
 _VERSION = {"type": "string", "anyOf": [{"const": "saas"}, {"pattern": VERSION_RE}]}
@@ -31,7 +31,7 @@ def _param_schema(name: str, default: Any) -> dict[str, Any]:
             out["items"] = {k: v for k, v in _param_schema("", default[0]).items() if k == "type"}
     elif isinstance(default, dict):
         out["type"] = "object"
-    if name.endswith("pattern"):
+    if is_pattern_param(name):
         out["description"] = "a regular expression (nested unbounded quantifiers are refused)"
     return out
 

@@ -297,6 +297,11 @@ def test_policy_validate_accepts_the_builtins_as_user_files(tmp_path: Path) -> N
     assert ok("policy", "validate", *copies) == "".join(f"{c}: ok\n" for c in copies)
 
 
+def test_policy_validate_checks_the_builtin_files_themselves() -> None:
+    files = [str(p) for p in sorted(builtin_dir().glob("*.yaml"))]
+    assert ok("policy", "validate", *files) == "".join(f"{f}: ok\n" for f in files)
+
+
 def test_policy_validate_reports_each_bad_file_and_exits_2(tmp_path: Path) -> None:
     good, typo, unknown = tmp_path / "good.yaml", tmp_path / "typo.yaml", tmp_path / "unknown.yaml"
     good.write_text("name: good\nextends: quay\nrules:\n  nested-index: {severity: warning}\n")

@@ -215,8 +215,14 @@ def test_pattern_params_are_validated_as_regexes(write: Write, monkeypatch: pyte
     bad = write("name: x\nrules:\n  nested-index:\n    params:\n      name_pattern: '(a+)+$'\n")
     message = _refused([bad])
     assert message.startswith(f"{bad}:5: nested-index.params.name_pattern: '(a+)+$' nests unbounded quantifiers")
+    listed = write("name: z\nrules:\n  nested-index:\n    params:\n      name_patterns: ['^a$', '(b*)*']\n", "z.yaml")
+    monkeypatch.setitem(
+        catalog(), "nested-index", dataclasses.replace(rule, params={"name_pattern": "^x$", "name_patterns": ["^x$"]})
+    )
+    assert _refused([listed]).startswith(f"{listed}:5: nested-index.params.name_patterns: '(b*)*' nests unbounded")
     good = write("name: y\nrules:\n  nested-index:\n    params:\n      name_pattern: '^(a|b)+$'\n", "y.yaml")
-    assert Registry([good]).resolve("y", None).settings["nested-index"].params == {"name_pattern": "^(a|b)+$"}
+    params = Registry([good]).resolve("y", None).settings["nested-index"].params
+    assert params == {"name_pattern": "^(a|b)+$", "name_patterns": ["^x$"]}
 
 
 # --- versions -------------------------------------------------------------------------------------------------------
