@@ -227,7 +227,14 @@ def test_quay_312_and_318_differ_as_quay_yaml_says() -> None:
     assert "\nmixed-oci-index: off [S]  (policies/quay.yaml:" in text_18
 
 
-@pytest.mark.parametrize("spec", ["oci", "distribution", "dockerhub", "quay", "quay@3.12", "distribution@3.0"])
+def _specs() -> list[str]:
+    registry = Registry()
+    return sorted(
+        {n for n in registry.profiles} | {f"{n}@{v}" for n in registry.profiles for v in registry.known_versions(n)}
+    )
+
+
+@pytest.mark.parametrize("spec", _specs())
 def test_profile_show_origins_point_at_the_lines_that_set_them(spec: str) -> None:
     doc = ok_json("profiles", "show", spec)
     assert {r["id"] for r in doc["rules"]} == set(RULES)
