@@ -123,7 +123,7 @@ def expand(specs: list[str], tags: str | None, skopeo: Skopeo, jobs: int) -> lis
     out: list[str] = []
     for spec in specs:
         if spec in listed:
-            out += [f"{spec}:{t}" for t in listed[spec] if pattern is None or pattern.search(t)]
+            out += [f"{spec}:{t}" for t in sorted(listed[spec]) if pattern is None or pattern.search(t)]
         else:
             out.append(spec)
     unique = list(dict.fromkeys(out))

@@ -75,21 +75,24 @@ def check(
     """Check SOURCE against the policy of every target registry."""
     try:
         from gate.cache import Cache
-        from gate.config import settle
-        from gate.engine import evaluate, plan_targets
-        from gate.errors import EXIT_FAIL, EXIT_PASS
-        from gate.policy import Registry
-        from gate.report import Report, outputs
         from gate.skopeo import Options, session
-        from gate.sources import open_source
+        from gate.sources import open_in_background
 
-        planned = outputs.plan(fmt, output)
-        run = settle(config, no_waivers, policy, target, profile, fail_on)
-        registry = Registry(run.policies)
-        targets = plan_targets(run.targets, run.profiles, registry, run.registries)
         options = Options(tls_verify, authfile, cert_dir, timeout, deadline=_deadline(deadline))
         with session(options, _hosts([source])) as skopeo:
-            image = open_source(source, skopeo, jobs, children, Cache(disk=not no_cache))
+            # The registry answers while the rest is imported and the policies load.
+            opened = open_in_background(source, skopeo, jobs, children, Cache(disk=not no_cache))
+            from gate.config import settle
+            from gate.engine import evaluate, plan_targets
+            from gate.errors import EXIT_FAIL, EXIT_PASS
+            from gate.policy import Registry
+            from gate.report import Report, outputs
+
+            planned = outputs.plan(fmt, output)
+            run = settle(config, no_waivers, policy, target, profile, fail_on)
+            registry = Registry(run.policies)
+            targets = plan_targets(run.targets, run.profiles, registry, run.registries)
+            image = opened()
         results = [evaluate(image, t, registry) for t in targets]
         run.waive(results, image.top.digest)
         report = Report(image.source, image.top.digest, image.top.type, results, run.notices, run.fail_on)

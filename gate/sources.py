@@ -360,3 +360,36 @@ def open_source(
         f"{spec!r}: no such file",
         f"for a registry image write docker://{spec}; for a layout oci:DIR[:TAG] or oci-archive:FILE[:TAG]",
     )
+
+
+def open_in_background(
+    spec: str, skopeo: Skopeo, jobs: int = 8, children: str | None = None, cache: Cache | None = None
+) -> Callable[[], mf.Image]:
+    """Start resolving a `docker://` source on a daemon thread and return the call that waits for it.
+
+    The registry's round trips then overlap the caller's own work (loading policies); skopeo runs as a separate
+    process, so this wins even on one core. Other sources are opened when the returned call is made.
+    """
+    if not spec.startswith("docker://"):
+        return lambda: open_source(spec, skopeo, jobs, children, cache)
+    import threading
+
+    box: list[mf.Image | BaseException] = []
+
+    def work() -> None:
+        try:
+            box.append(open_source(spec, skopeo, jobs, children, cache))
+        except BaseException as exc:  # handed to the caller's thread
+            box.append(exc)
+
+    thread = threading.Thread(target=work, name="open-source", daemon=True)
+    thread.start()
+
+    def wait() -> mf.Image:
+        thread.join()
+        result = box[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    return wait

@@ -227,7 +227,8 @@ def test_audit_json_never_holds_the_password(
     repo = auth_pushed.rsplit(":", 1)[0]
     proc = gate("audit", repo, "--no-tls-verify", "-f", "json", env=env)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["totals"] == {"sources": 1, "pass": 1, "warn": 0, "fail": 0, "error": 0}
+    totals = json.loads(proc.stdout)["totals"]
+    assert (totals["sources"], totals["fail"], totals["error"]) == (1, 0, 0)
     assert auth_registry.password not in proc.stdout + proc.stderr + log.read_text()
 
 

@@ -1,0 +1,205 @@
+"""Benchmarks for registry-gate (a script, not a test): `.venv/bin/python bench/run.py [--quick]`.
+
+Starts the real registry fixture (tests/registry.py) behind a loopback proxy that adds a fixed delay to every
+request (tests/faultproxy.py; 100 ms by default: a CI runner talking to a registry in another region), then
+measures, side by side in one run:
+
+1. a 16-entry index: the serial shell loop users write today, the two-call floor, `registry-gate check` cold and
+   warm (and how many requests reach the registry when warm);
+2. evaluation of 100 / 1,000 / 10,000-entry indexes (saved file, in-process, no start-up) under every built-in
+   profile, as CPU time (the least of several runs: it is CPU-bound, and other processes add wall-clock noise);
+3. start-up: `registry-gate --version` against `python -c "import typer"`;
+4. `registry-gate audit --jobs 1` against `--jobs 8` on 100 references behind the proxy.
+
+Other times are medians of several runs (wall clock). Ratios are printed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+import factory as f  # noqa: E402
+from faultproxy import FaultProxy  # noqa: E402
+from registry import Registry  # noqa: E402
+
+VENV = ROOT / ".venv" / "bin"
+GATE = str(VENV / "registry-gate")
+PYTHON = str(VENV / "python")
+
+
+def cpu_time(fn: Callable[[], object], runs: int) -> float:
+    """The least CPU time of `runs` calls: for in-process work, where other processes on the machine add noise."""
+    best = float("inf")
+    for _ in range(runs):
+        started = time.process_time()
+        fn()
+        best = min(best, time.process_time() - started)
+    return best
+
+
+def median_time(fn: Callable[[], object], runs: int, setup: Callable[[], object] | None = None) -> float:
+    times = []
+    for _ in range(runs):
+        if setup is not None:
+            setup()
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def run(argv: list[str], env: dict[str, str] | None = None, ok: tuple[int, ...] = (0,)) -> str:
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    if proc.returncode not in ok:
+        raise SystemExit(f"bench: {' '.join(argv)} exited {proc.returncode}: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def sh(script: str) -> None:
+    subprocess.run(["bash", "-c", script], check=True, capture_output=True)
+
+
+def wide_index(entries: int) -> bytes:
+    """An OCI index of `entries` distinct image entries (only the index: evaluated as a saved file)."""
+    manifests = [
+        {
+            "mediaType": f.OCI_MANIFEST,
+            "digest": "sha256:" + f.sha256(str(i).encode()).removeprefix("sha256:"),
+            "size": 1000 + i,
+            "platform": {"os": "linux", "architecture": "amd64", "variant": f"v{i}"},
+        }
+        for i in range(entries)
+    ]
+    return f.to_json({"schemaVersion": 2, "mediaType": f.OCI_INDEX, "manifests": manifests})
+
+
+def sixteen_platforms() -> f.Tree:
+    archs = ["amd64", "arm64", "arm", "386", "ppc64le", "s390x", "riscv64", "mips64le"]
+    images = [
+        f.image(f.Platform(os_, a), layers=[f.layer(f"{os_}-{a}")]) for os_ in ("linux", "freebsd") for a in archs
+    ]
+    return f.index(images)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--delay", type=float, default=0.1, help="seconds the proxy adds to every request")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="fewer runs and 30 references instead of 100")
+    args = parser.parse_args()
+    runs = 2 if args.quick else args.runs
+    refs_count = 30 if args.quick else 100
+    figures: dict[str, float] = {}
+    cache_home = Path(tempfile.mkdtemp(prefix="registry-gate-bench-"))
+    env = dict(os.environ, XDG_CACHE_HOME=str(cache_home))
+
+    def cold() -> None:
+        shutil.rmtree(cache_home / "registry-gate", ignore_errors=True)
+
+    with Registry() as reg, FaultProxy(reg.url, delay=args.delay, max_active=128) as proxy:
+        # -- 1. one 16-entry index ------------------------------------------------------------------------------
+        tree = sixteen_platforms()
+        f.push(reg, "bench/app", "1", tree)
+        ref = f"{proxy.host}/bench/app:1"
+        pinned = f"{proxy.host}/bench/app@{tree.digest}"
+        child = tree.json()["manifests"][0]["digest"]
+        skopeo = "skopeo inspect --raw --tls-verify=false"
+        serial = (
+            f"for d in $({skopeo} docker://{ref} | jq -r '.manifests[].digest'); do "
+            f"{skopeo} docker://{proxy.host}/bench/app@$d >/dev/null; done"
+        )
+        two_calls = f"{skopeo} docker://{ref} >/dev/null && {skopeo} docker://{proxy.host}/bench/app@{child} >/dev/null"
+        parallel = (
+            f"for d in $({skopeo} docker://{ref} | jq -r '.manifests[].digest'); do "
+            f"{skopeo} docker://{proxy.host}/bench/app@$d >/dev/null & done; wait"
+        )
+        check = [GATE, "check", f"docker://{ref}", "--no-tls-verify"]
+        figures["serial loop"] = median_time(lambda: sh(serial), runs)
+        figures["two-call floor"] = median_time(lambda: sh(two_calls), runs)
+        figures["index + 16 children in parallel (shell)"] = median_time(lambda: sh(parallel), runs)
+        figures["check cold (tag)"] = median_time(lambda: run(check, env), runs, setup=cold)
+        run([GATE, "check", f"docker://{pinned}", "--no-tls-verify"], env)
+        proxy.clear()
+        figures["check warm (digest-pinned)"] = median_time(
+            lambda: run([GATE, "check", f"docker://{pinned}", "--no-tls-verify"], env), runs
+        )
+        figures["requests to the registry, warm"] = len(proxy.seen)
+        figures["check warm (tag)"] = median_time(lambda: run(check, env), runs)
+
+        # -- 4. --jobs 1 vs --jobs 8 on many references ---------------------------------------------------------
+        listing = cache_home / "refs.txt"
+        lines = []
+        for i in range(refs_count):
+            small = f.index([f.image(f.Platform("linux", "amd64"), layers=[f.layer(f"ref {i}")])])
+            f.push(reg, f"bench/many{i}", "1", small)
+            lines.append(f"docker://{proxy.host}/bench/many{i}:1")
+        listing.write_text("\n".join(lines) + "\n")
+        for jobs in (1, 8):
+            audit = [GATE, "audit", "--from-file", str(listing), "--no-tls-verify", "--jobs", str(jobs), "-f", "json"]
+            figures[f"audit {refs_count} refs --jobs {jobs}"] = median_time(
+                lambda audit=audit: run(audit, env), 1 if args.quick else 2, setup=cold
+            )
+
+    # -- 2. evaluation, in process ----------------------------------------------------------------------------
+    sys.path.insert(0, str(ROOT))
+    from gate.engine import Target, evaluate
+    from gate.policy import Registry as Policies
+    from gate.sources import open_source
+
+    policies = Policies()
+    profiles = sorted(policies.profiles)
+    folder = Path(tempfile.mkdtemp(prefix="registry-gate-bench-eval-"))
+    for entries in (100, 1_000, 10_000):
+        path = folder / f"index-{entries}.json"
+        path.write_bytes(wide_index(entries))
+
+        def evaluate_all(path: Path = path) -> None:
+            image = open_source(str(path))
+            for name in profiles:
+                evaluate(image, Target(None, None, name, None, "--profile"), policies)
+
+        figures[f"evaluate {entries} entries x {len(profiles)} profiles (CPU)"] = cpu_time(evaluate_all, max(runs, 3))
+
+    # -- 3. start-up --------------------------------------------------------------------------------------------
+    run([GATE, "--version"], env)  # the skopeo version is cached after the first run
+    figures["registry-gate --version"] = median_time(lambda: run([GATE, "--version"], env), 20)
+    figures["python -c 'import typer'"] = median_time(lambda: run([PYTHON, "-c", "import typer"]), 20)
+    figures["skopeo --version"] = median_time(lambda: run(["skopeo", "--version"]), 20)
+
+    shutil.rmtree(cache_home, ignore_errors=True)
+    shutil.rmtree(folder, ignore_errors=True)
+
+    print(f"delay per request {args.delay * 1000:.0f} ms, {runs} runs each (median), {os.cpu_count()} CPUs")
+    for name, value in figures.items():
+        print(f"  {name:<48} {value:8.3f}" + ("" if name.startswith("requests") else " s"))
+    e = [figures[f"evaluate {n} entries x {len(profiles)} profiles (CPU)"] for n in (100, 1_000, 10_000)]
+    ratios = {
+        "check cold / two-call floor": figures["check cold (tag)"] / figures["two-call floor"],
+        "serial loop / check cold": figures["serial loop"] / figures["check cold (tag)"],
+        "--version / import typer": figures["registry-gate --version"] / figures["python -c 'import typer'"],
+        "evaluate 1,000 / 100": e[1] / e[0],
+        "evaluate 10,000 / 1,000": e[2] / e[1],
+        "audit --jobs 1 / --jobs 8": figures[f"audit {refs_count} refs --jobs 1"]
+        / figures[f"audit {refs_count} refs --jobs 8"],
+    }
+    print("ratios")
+    for name, value in ratios.items():
+        print(f"  {name:<48} {value:8.2f}x")
+    print(json.dumps({"figures": figures, "ratios": ratios}))
+
+
+if __name__ == "__main__":
+    main()
