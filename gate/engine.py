@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -66,6 +68,12 @@ def target_from_option(text: str, registry: Registry, registries: Mapping[str, s
     """`--target REF[=PROFILE[@VERSION]]`: the profile is forced, else chosen by the reference's host: the config's
     `registries` map (exact host:port, host, then glob) beats the profiles' built-in `hosts`."""
     ref_text, _, forced = text.partition("=")
+    head = ref_text.split(":")[0]
+    if "/" not in ref_text and ("." in head or head == "localhost" or ref_text.startswith("[")):
+        raise UsageError(
+            f"--target {ref_text} names a registry, not an image",
+            f"write --target {ref_text}/NAMESPACE/REPOSITORY:TAG, or --profile PROFILE for a registry with no name",
+        )
     ref = parse_reference(ref_text)
     if forced:
         name, version = split_profile(forced)
@@ -143,6 +151,15 @@ def evaluate(image: mf.Image, target: Target, registry: Registry) -> Result:
     return result
 
 
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """Escape control characters and lone surrogates that a manifest smuggles into a message, so no renderer
+    prints a forged line, a terminal escape or a workflow command."""
+    return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def _finding(hit: Hit, rule_id: str, setting: Setting, source: str, dest: str) -> Finding:
     node = hit.node
     if hit.entry is not None:
@@ -153,14 +170,16 @@ def _finding(hit: Hit, rule_id: str, setting: Setting, source: str, dest: str) -
     message = hit.message
     if setting.note:
         message = f"{message}: {setting.note}"
-    fix = setting.rule.fix.replace("{source}", source).replace("{target}", dest) if setting.rule.fix else None
+    fix = None
+    if setting.rule.fix:
+        fix = setting.rule.fix.replace("{source}", shlex.quote(source)).replace("{target}", shlex.quote(dest))
     return Finding(
         rule=rule_id,
         severity=setting.severity,
-        path=node.at(hit.path),
+        path=printable(node.at(hit.path)),
         digest=digest,
-        platform=str(platform) if platform else None,
-        message=message,
+        platform=printable(str(platform)) if platform else None,
+        message=printable(message),
         fix=fix,
         sources=setting.sources,
     )

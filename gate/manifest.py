@@ -57,6 +57,14 @@ def verify(raw: bytes, digest: str) -> bool | None:
     return digest_of(raw, algorithm) == digest
 
 
+def _registered_digest_ok(digest: str) -> bool:
+    """sha256 and sha512 digests must be exactly their length in lowercase hex (image-spec descriptor.md)."""
+    algorithm, _, encoded = digest.partition(":")
+    if algorithm not in _HASHES:
+        return True
+    return len(encoded) == _HASHES[algorithm] and all(c in "0123456789abcdef" for c in encoded)
+
+
 @dataclass(frozen=True)
 class Problem:
     path: str
@@ -125,8 +133,8 @@ class Manifest:
 
     @property
     def type(self) -> str | None:
-        """What the document is: its own `mediaType`, else what it was served as."""
-        return self.media_type or self.declared_type
+        """What the document is: its own `mediaType`, else what it was served as, else what its shape says."""
+        return self.media_type or self.declared_type or guess_type(self.data)
 
     @property
     def is_docker(self) -> bool:
@@ -205,6 +213,10 @@ class _Reader:
         if digest is not None and not DIGEST_RE.match(digest):
             self.bad(f"{path}.digest", f"{digest!r} is not a digest (algorithm:encoded)")
             digest = None
+        elif digest is not None and not _registered_digest_ok(digest):
+            algorithm = digest.partition(":")[0]
+            self.bad(f"{path}.digest", f"{digest!r}: a {algorithm} digest is {_HASHES[algorithm]} lowercase hex digits")
+            digest = None
         size: int | None = None
         if "size" not in value:
             self.bad(f"{path}.size", "is required")
@@ -258,27 +270,66 @@ def _kind(value: Any) -> str:
     )
 
 
+def guess_type(data: dict[str, Any]) -> str | None:
+    """The media type of a document that does not name its own, as containers/image guesses it."""
+    version = data.get("schemaVersion")
+    if version == 1 and type(version) is int:
+        return DOCKER_SCHEMA1_SIGNED if "signatures" in data else DOCKER_SCHEMA1
+    if "manifests" in data:
+        return OCI_INDEX  # a Docker list must carry its mediaType, so an untyped list is read as OCI
+    config = data.get("config")
+    if isinstance(config, dict) and config.get("mediaType") == DOCKER_CONFIG:
+        return DOCKER_MANIFEST
+    if "config" in data or "layers" in data:
+        return OCI_MANIFEST
+    return None
+
+
 def _guess_kind(data: dict[str, Any], declared: str | None) -> str:
-    for media_type in (data.get("mediaType"), declared):
+    for media_type in (data.get("mediaType"), declared, guess_type(data)):
+        if not isinstance(media_type, str):
+            continue
         if media_type in INDEX_TYPES:
             return "index"
         if media_type in IMAGE_TYPES:
             return "image"
         if media_type in SCHEMA1_TYPES:
             return "schema1"
-    if data.get("schemaVersion") == 1:
-        return "schema1"
-    if "manifests" in data:
-        return "index"
-    if "config" in data or "layers" in data:
-        return "image"
     return "unknown"
+
+
+_UTF8_BOM = b"\xef\xbb\xbf"
+_MAX_INT_DIGITS = 30
+
+
+def _decode(raw: bytes, problems: list[Problem]) -> Any:
+    """JSON as Go's encoding/json reads it: UTF-8 (invalid bytes replaced), no BOM, no NaN, big numbers kept."""
+    if raw.startswith(_UTF8_BOM):
+        problems.append(Problem("", "starts with a UTF-8 byte-order mark, which registries refuse"))
+        raw = raw[len(_UTF8_BOM) :]
+    encoding = json.detect_encoding(raw)
+    if encoding != "utf-8":
+        problems.append(Problem("", f"is {encoding.upper()}, not UTF-8; registries refuse it"))
+        text = raw.decode(encoding, "replace")
+    else:
+        text = raw.decode("utf-8", "replace")
+
+    def constant(name: str) -> float:
+        problems.append(Problem("", f"contains {name}, which is not JSON; registries refuse it"))
+        return float("nan")
+
+    def integer(digits: str) -> int | float:
+        # Python refuses to convert very long integers; a number that long is out of range for any field anyway.
+        return int(digits) if len(digits.lstrip("-")) <= _MAX_INT_DIGITS else float("inf")
+
+    return json.loads(text, parse_constant=constant, parse_int=integer)
 
 
 def parse(raw: bytes, declared_type: str | None = None, digest: str | None = None) -> Manifest:
     """Parse manifest bytes. `declared_type` is what it was served or referenced as, when known."""
+    early: list[Problem] = []
     try:
-        data = json.loads(raw)
+        data = _decode(raw, early)
     except (ValueError, RecursionError) as exc:
         reason = str(exc).split("\n")[0][:120] if isinstance(exc, ValueError) else "nested too deeply"
         raise ManifestError(
@@ -293,13 +344,14 @@ def parse(raw: bytes, declared_type: str | None = None, digest: str | None = Non
     kind = _guess_kind(data, declared_type)
     m = Manifest(raw=raw, digest=digest or digest_of(raw), data=data, declared_type=declared_type, kind=kind)
     r = _Reader()
+    r.problems.extend(early)
     m.schema_version = data.get("schemaVersion")
     if kind == "schema1":
         _schema1(data, r)
     else:
         if "schemaVersion" not in data:
             r.bad("schemaVersion", "is required")
-        elif m.schema_version != 2 or isinstance(m.schema_version, bool):
+        elif m.schema_version != 2 or type(m.schema_version) is not int:
             r.bad("schemaVersion", f"must be 2, not {json.dumps(m.schema_version)}")
         r.media_type(data, "mediaType", "")
         m.artifact_type = r.media_type(data, "artifactType", "")
