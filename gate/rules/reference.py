@@ -71,8 +71,8 @@ def repository_depth(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
     params={"min_length": 1, "max_length": 255},
     sources=[
         _DIST_REF,
-        "https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_CreateRepository.html",
-        "https://docs.aws.amazon.com/AmazonECRPublic/latest/APIReference/API_CreateRepository.html",
+        "https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_Image.html",
+        "https://docs.aws.amazon.com/AmazonECRPublic/latest/APIReference/API_Image.html",
     ],
     fix="push to a shorter (or longer) repository path",
     passing={"top": oci_image(), "target": "registry.example.org/acme/app:1"},
