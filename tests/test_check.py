@@ -296,3 +296,17 @@ def test_version_prints_skopeo() -> None:
     assert proc.returncode == 0
     found = subprocess.run(["skopeo", "--version"], capture_output=True, text=True, check=True).stdout.split()[-1]
     assert proc.stdout.strip() == f"registry-gate 0.1.0 (skopeo {found})"
+
+
+def test_archive_children_read_concurrently_stay_intact(tmp_path: Path) -> None:
+    """Children of an oci-archive are read from several threads through one tar file."""
+    from gate.sources import open_source
+
+    plats = [f.Platform("linux", a) for a in ("amd64", "arm64", "s390x", "ppc64le", "386", "riscv64")]
+    tree = f.index([f.Entry(f.image(p), p) for p in plats] + [f.attestation_entry(f.image(p)) for p in plats])
+    f.write_archive(tmp_path / "i.tar", "1", tree)
+    for _ in range(20):
+        image = open_source(f"oci-archive:{tmp_path / 'i.tar'}:1", jobs=8)
+        assert [n.manifest.digest for n in image.nodes[1:] if n.manifest] == [
+            e["digest"] for e in tree.json()["manifests"]
+        ]
