@@ -15,6 +15,7 @@ import os
 import posixpath
 import re
 import tarfile
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,6 +35,8 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024 + 512 * 1024
 that cap, and refuse anything larger unread."""
 MAX_DEPTH = 8
 MAX_CHILDREN = 10_000
+"""More entries than this is refused for every source, before any child is fetched: the work (and memory) per entry
+is bounded, so this bounds a run; a saved 4 MiB index of tiny entries could otherwise hold hundreds of thousands."""
 _SAFE_DIGEST = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
 
 Fetch = Callable[[mf.Descriptor], "bytes | None"]
@@ -67,7 +70,7 @@ def resolve(source: str, top: mf.Manifest, fetch: Fetch | None, jobs: int = 8) -
         ]
         if not wanted:
             break
-        if len(nodes) + len(wanted) > MAX_CHILDREN + 1 and fetch is not None:
+        if len(nodes) + len(wanted) > MAX_CHILDREN + 1:
             raise InspectError(
                 f"{source} lists more than {MAX_CHILDREN} child manifests",
                 "an index that large is almost certainly a mistake; check it with skopeo inspect --raw",
@@ -237,6 +240,7 @@ class _TarLayout(_Layout):
             raise InspectError(
                 f"oci-archive:{location}: not a readable tar ({exc})", "re-export it", kind="layout"
             ) from None
+        self.lock = threading.Lock()
         self.members: dict[str, tarfile.TarInfo] = {}
         for member in self.tar.getmembers():
             name = posixpath.normpath(member.name)
@@ -255,8 +259,9 @@ class _TarLayout(_Layout):
             return None
         if member.size > MAX_MANIFEST_BYTES:
             raise _too_big(f"{self.location}:{name}", member.size)
-        handle = self.tar.extractfile(member)
-        return handle.read() if handle else None
+        with self.lock:  # one TarFile shares one file position: children are read from several threads
+            handle = self.tar.extractfile(member)
+            return handle.read() if handle else None
 
 
 def _split_layout(spec: str) -> tuple[str, str | None]:
@@ -289,7 +294,12 @@ def from_layout(spec: str, archive: bool, jobs: int) -> mf.Image:
             f"name one of its tags: {', '.join(names) or '(none)'} as {transport}:{location}:TAG",
         )
     entry = entries[0]
-    assert entry.digest is not None
+    if entry.digest is None:
+        raise InspectError(
+            f"{transport}:{location}/index.json: the entry has no valid digest",
+            "re-export the layout; its index.json is damaged",
+            kind="layout",
+        )
     raw = layout.blob(entry.digest)
     source = f"{transport}:{location}" + (f":{tag}" if tag else "")
     if raw is None:
