@@ -214,4 +214,5 @@ def config_type_not_allowed(ctx: Context, params: Mapping[str, Any]) -> Iterator
         if m.type != mf.OCI_MANIFEST or not t or t.startswith(mf.DOCKER_PREFIX):
             continue
         if not any(fnmatch.fnmatchcase(t, pattern) for pattern in allowed):
-            yield Hit(node, "config.mediaType", f"config type {t} is not on the allow-list")
+            listed = ", ".join(allowed)
+            yield Hit(node, "config.mediaType", f"config type {t} is not on the allow-list ({listed})")

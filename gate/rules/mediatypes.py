@@ -249,7 +249,8 @@ def manifest_type_not_accepted(ctx: Context, params: Mapping[str, Any]) -> Itera
     for node, t in typed_nodes(ctx):
         if t not in accepted and t != mf.OCI_ARTIFACT:
             where = f"entry {node.descriptor.digest}" if node.descriptor else "the manifest"
-            yield Hit(node, _type_path(node), f"{where} is {t}, not one of the types this registry takes")
+            takes = ", ".join(sorted(a.removeprefix("application/vnd.") for a in accepted))
+            yield Hit(node, _type_path(node), f"{where} is {t}; the registry takes {takes}")
 
 
 @rule(

@@ -19,6 +19,12 @@ GOARCH = [
     "386", "amd64", "arm", "arm64", "loong64", "mips", "mips64", "mips64le", "mipsle", "ppc64", "ppc64le",
     "riscv64", "s390x", "wasm",
 ]  # fmt: skip
+# Names seen in the wild for GOARCH values (Docker Hub namespaces, uname -m, Debian architectures).
+ALIASES = {
+    "arm64v8": "arm64 (variant v8)", "aarch64": "arm64", "x86_64": "amd64", "x86-64": "amd64", "i386": "386",
+    "i686": "386", "arm32v7": "arm (variant v7)", "arm32v6": "arm (variant v6)", "armhf": "arm (variant v7)",
+    "armel": "arm (variant v5)", "armv7": "arm (variant v7)", "armv7l": "arm (variant v7)", "ppc64el": "ppc64le",
+}  # fmt: skip
 VARIANTS = {"arm": r"v[5-8]", "arm64": r"v8(\.[0-9])?|v9(\.[0-9])?", "amd64": r"v[1-4]"}
 _SPEC = "https://github.com/opencontainers/image-spec/blob/main/image-index.md#platform-variants"
 _PLATFORM_FIX = "rebuild or re-annotate with a GOOS/GOARCH platform: docker buildx imagetools create, or "
@@ -80,7 +86,8 @@ def platform_unknown_architecture(ctx: Context, params: Mapping[str, Any]) -> It
     known = set(params.get("known", ()))
     for node, d, p in _platforms(ctx):
         if p.architecture is not None and p.architecture not in known:
-            message = f"entry {d.digest} has architecture {p.architecture!r}, which is not a GOARCH value"
+            hint = f" (did you mean {ALIASES[p.architecture]}?)" if p.architecture in ALIASES else ""
+            message = f"entry {d.digest} has architecture {p.architecture!r}, which is not a GOARCH value{hint}"
             yield Hit(node, f"{d.path}.platform.architecture", message, d)
 
 
@@ -100,7 +107,8 @@ def platform_bad_variant(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hi
     for node, d, p in _platforms(ctx):
         pattern = VARIANTS.get(p.architecture or "")
         if p.variant is not None and pattern is not None and not re.fullmatch(pattern, p.variant):
-            message = f"entry {d.digest} has variant {p.variant!r} for {p.architecture}"
+            expected = VARIANTS[p.architecture or ""].replace("(\\.[0-9])?", "").replace("|", " or ")
+            message = f"entry {d.digest} has variant {p.variant!r} for {p.architecture}; expected {expected}"
             yield Hit(node, f"{d.path}.platform.variant", message, d)
 
 

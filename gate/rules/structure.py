@@ -280,11 +280,12 @@ def index_entry_no_platform(ctx: Context, params: Mapping[str, Any]) -> Iterator
 
     `platform` is optional in an OCI index (referrer indexes, cosign and ORAS indexes leave it out), but Quay's
     Docker list schema requires it in every version and its OCI index schema required it up to 3.10, so such an
-    index is refused with MANIFEST_INVALID there. `index_types` names the index types checked.
+    index is refused with MANIFEST_INVALID there. `index_types` names the index types checked; entries that are
+    not manifests are index-entry-not-manifest's business.
     """
     checked = set(params.get("index_types", ()))
     for node, index, d in index_entries(ctx):
-        if index.type in checked and d.platform is None:
+        if index.type in checked and d.platform is None and d.media_type in mf.MANIFEST_TYPES:
             yield Hit(node, d.path, f"entry {d.digest} ({d.media_type}) has no platform", d)
 
 
