@@ -149,7 +149,22 @@ PLAIN_INDEX = {
     "top": index_doc(entry("a"), entry("b", platform=ARM64)),
     "children": {"a": oci_image(), "b": arm64_image()},
 }
+LIST_NO_PLATFORM = {
+    "top": index_doc(entry("d", mf.DOCKER_MANIFEST, platform=None), media_type=mf.DOCKER_LIST),
+    "children": {"d": docker_image()},
+}
 OCI_SINGLE = {"top": oci_image()}
+OCI_FOREIGN = {
+    "top": oci_image(
+        layers=[
+            blob(
+                "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+                "base layer",
+                urls=["https://foreign.example.org/blobs/base"],
+            )
+        ]
+    )
+}
 DOCKER_SINGLE = {"top": docker_image()}
 DOCKER_LIST = {
     "top": index_doc(entry("d", mf.DOCKER_MANIFEST), media_type=mf.DOCKER_LIST),
@@ -294,6 +309,22 @@ BOUNDARIES = [
     ),
     (REFERRER, "gitlab", None, "warn", "subject-field"),
     (ARTIFACT_MANIFEST, "acr", None, "pass", None),
+    # More sourced facts: Quay's list schema and v2s2 types, size caps, names, digests, the spec itself.
+    (LIST_NO_PLATFORM, "quay@3.18", None, "fail", "index-entry-no-platform"),
+    (LIST_NO_PLATFORM, "distribution", None, "warn", "single-entry-no-platform"),
+    (example("docker-v2s2-undefined-types"), "quay@3.18", None, "fail", "docker-v2s2-undefined-types"),
+    (OCI_SINGLE, "ecr", "1.dkr.ecr.us-east-1.amazonaws.com/acme/app@sha512:" + "a" * 128, "fail", "digest-algorithm"),
+    (padded(4 * 1024 * 1024 + 1), "harbor", None, "fail", "manifest-size"),
+    (padded(4 * 1024 * 1024 + 1), "distribution@2.7", None, "fail", "manifest-size"),
+    (example("manifest-type-not-accepted"), "distribution@3.0", None, "fail", "manifest-type-not-accepted"),
+    (OCI_SINGLE, "distribution", "localhost:5000/Acme/app:1", "fail", "repository-name"),
+    (SCHEMA1, "ecr", None, "fail", "schema1"),
+    (SCHEMA1, "harbor", None, "fail", "schema1"),
+    (OCI_FOREIGN, "zot", None, "pass", None),
+    (OCI_FOREIGN, "distribution", None, "fail", "foreign-layers"),
+    (MIXED, "oci", None, "pass", None),
+    (NESTED, "oci", None, "pass", None),
+    (example("index-entry-no-platform"), "oci", None, "warn", "single-entry-no-platform"),
     # Consumers.
     (ATTESTED, "aws-lambda", None, "fail", "index-at-tag"),
     (PLAIN_INDEX, "aws-lambda", None, "fail", "index-at-tag"),
