@@ -581,17 +581,17 @@ class Registry:
         known = self.known_versions(name)
         default = self.default_version(name)
         out: list[str] = []
-        if not known:
-            return out
         known = (*known, default) if default and default not in known else known
         for rule_id, variants in profile.rules.items():
             for e in variants:
                 for alternative in e.when or ():
-                    if alternative not in known and not any(version_matches(v, [alternative]) for v in known):
-                        out.append(
-                            f"{e.origin}: warning: {rule_id}.when {alternative!r} matches none of the known versions "
-                            f"({', '.join(known)}){_suggest(alternative, known)}; add it to versions.known"
-                        )
+                    if alternative in known or any(version_matches(v, [alternative]) for v in known):
+                        continue
+                    listed = f"the known versions ({', '.join(known)})" if known else "the versions (it declares none)"
+                    out.append(
+                        f"{e.origin}: warning: {rule_id}.when {alternative!r} matches none of {listed}"
+                        f"{_suggest(alternative, known)}; add it to versions.known"
+                    )
         return out
 
     def chain(self, name: str) -> list[Profile]:

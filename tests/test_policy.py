@@ -274,6 +274,14 @@ def test_when_outside_known_versions_is_a_warning_not_an_error(write: Write) -> 
     assert registry.resolve("x", "1.0").settings["schema"].severity == "warning"
 
 
+def test_when_in_a_profile_without_versions_is_a_warning(write: Write) -> None:
+    path = write("name: x\nextends: oci\nrules:\n  schema:\n    - when: '3.0'\n      severity: info\n")
+    assert Registry([path]).warnings("x") == [
+        f"{path}:5: warning: schema.when '3.0' matches none of the versions (it declares none); "
+        "add it to versions.known"
+    ]
+
+
 def test_bad_version_on_the_command_line_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="'latest' is not a version"):
         Registry().resolve("quay", "latest")
