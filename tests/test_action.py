@@ -3,8 +3,9 @@
 The runner is played for real where it can be: action.yml's own step scripts run under `bash -eo pipefail` with
 the env that action.yml maps from the inputs (so `${{ inputs.* }}` reaches the script only through env, as on
 GitHub), GITHUB_OUTPUT / GITHUB_STEP_SUMMARY / RUNNER_TEMP / GITHUB_ACTION_PATH / GITHUB_ACTIONS=true set, against
-the real registry fixture and the real skopeo. Not played: the first step's `pip install` of the action into a
-fresh venv (it needs the network); the test puts this checkout's registry-gate where that venv would be.
+the real registry fixture and the real skopeo. The install step runs for real once (a fresh venv and `pip install`
+of this checkout, from the package index: ~30 s); the other tests put this checkout's registry-gate where that
+venv would be, which makes the install step skip its pip install.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def parse_outputs(text: str) -> dict[str, str]:
 class Runner:
     """Just enough of a GitHub runner to run the action's composite steps."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, venv: bool = True) -> None:
         self.temp = tmp / "runner-temp"
         self.work = tmp / "workspace"
         self.output = tmp / "github_output"
@@ -64,9 +65,10 @@ class Runner:
             d.mkdir(parents=True)
         self.output.touch()
         self.summary.touch()
-        venv_bin = self.temp / "registry-gate-venv" / "bin"
-        venv_bin.mkdir(parents=True)
-        (venv_bin / "registry-gate").symlink_to(Path(sys.executable).parent / "registry-gate")
+        if venv:
+            venv_bin = self.temp / "registry-gate-venv" / "bin"
+            venv_bin.mkdir(parents=True)
+            (venv_bin / "registry-gate").symlink_to(Path(sys.executable).parent / "registry-gate")
 
     def env(self) -> dict[str, str]:
         base = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "GITHUB_", "REGISTRY_GATE_"))}
@@ -81,7 +83,9 @@ class Runner:
             "XDG_CONFIG_HOME": str(self.temp / "xdg"),
         }
 
-    def run_step(self, s: dict[str, Any], inputs: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    def run_step(
+        self, s: dict[str, Any], inputs: dict[str, str], extra: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         assert s["shell"] == "bash"
         env = self.env()
         for name, value in (s.get("env") or {}).items():
@@ -89,8 +93,9 @@ class Runner:
             assert match, f"{name}: env values must be plain ${{{{ inputs.X }}}}, not {value!r}"
             key = match.group(1)
             env[name] = inputs.get(key, str(ACTION["inputs"][key].get("default", "")))
+        env.update(extra or {})
         return subprocess.run(
-            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", s["run"]],
+            ["/bin/bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", s["run"]],
             cwd=self.work,
             env=env,
             capture_output=True,
@@ -217,3 +222,21 @@ def test_pre_commit_hook_definition() -> None:
             "stages": ["pre-push", "manual"],
         }
     ]
+
+
+def test_install_step_builds_a_private_venv_from_the_action_path(tmp_path: Path) -> None:
+    runner = Runner(tmp_path, venv=False)
+    proc = runner.run_step(step(name="Install registry-gate"), {})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("registry-gate 0.1.0 (skopeo ")
+    installed = runner.temp / "registry-gate-venv" / "bin" / "registry-gate"
+    assert installed.is_file() and not installed.is_symlink()
+
+
+def test_missing_skopeo_without_sudo_is_a_clear_error(tmp_path: Path) -> None:
+    runner = Runner(tmp_path)
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    proc = runner.run_step(step(name="Make sure skopeo is installed"), {}, {"PATH": str(empty)})
+    assert proc.returncode == 2
+    assert proc.stdout.startswith("::error title=registry-gate::skopeo is not installed and cannot be installed here")
