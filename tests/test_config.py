@@ -230,3 +230,14 @@ def test_config_path_command(tmp_path: Path) -> None:
     write(tmp_path / ".registry-gate.yaml", "fail-on: error\n")
     proc = gate("config", "path", cwd=tmp_path)
     assert proc.stdout.strip() == str(tmp_path / ".registry-gate.yaml")
+
+
+def test_registries_precedence_exact_port_then_host_then_longest_glob() -> None:
+    from gate.engine import _mapped_host
+
+    table = {"*.example": "a", "*.corp.example": "b", "r.corp.example": "c", "r.corp.example:5000": "d"}
+    assert _mapped_host("r.corp.example:5000", table) == ("r.corp.example:5000", "d")
+    assert _mapped_host("r.corp.example:443", table) == ("r.corp.example", "c")
+    assert _mapped_host("x.corp.example", table) == ("*.corp.example", "b")
+    assert _mapped_host("x.other.example", table) == ("*.example", "a")
+    assert _mapped_host("quay.io", table) is None

@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import factory as f
 import jsonschema
 import pytest
 
@@ -119,11 +120,13 @@ def test_junit_skips_waived_and_counts_warnings_with_fail_on_warning(tmp_path: P
     skipped = next(c for c in root.iter("testcase") if c.find("skipped") is not None)
     assert skipped.get("name") == "mixed-oci-index"
     assert "rollout" in (skipped.find("skipped").get("message") or "")  # type: ignore[union-attr]
-    proc = gate("check", EXAMPLE, "--profile", "oci", "--format", "junit", "--fail-on", "warning", cwd=tmp_path)
-    root = ET.fromstring(proc.stdout)
-    warned = [c for c in root.iter("testcase") if c.find("failure") is not None]
-    assert proc.returncode == (1 if warned else 0)
-    assert root.get("failures") == str(len(warned))
+    layout = f.write_layout(tmp_path / "empty", "1", f.index([]))
+    for fail_on, code, failures in (("warning", 1, "1"), ("error", 0, "0")):
+        proc = gate("check", f"oci:{layout}:1", "--profile", "oci", "-f", "junit", "--fail-on", fail_on, cwd=tmp_path)
+        root = ET.fromstring(proc.stdout)
+        assert (proc.returncode, root.get("failures")) == (code, failures)
+        case = next(c for c in root.iter("testcase") if c.get("name") == "empty-index")
+        assert (case.find("failure") is not None) == (fail_on == "warning")
 
 
 def test_github_format_is_the_default_in_actions(tmp_path: Path) -> None:
