@@ -76,6 +76,11 @@ def test_severity_follows_evidence(spec: str) -> None:
     assert problems == []
 
 
+@pytest.mark.parametrize("name", sorted(REGISTRY.profiles))
+def test_every_version_condition_matches_a_known_version(name: str) -> None:
+    assert REGISTRY.warnings(name) == []
+
+
 def test_every_rule_runs_somewhere() -> None:
     used = {rule_id for name in REGISTRY.profiles for rule_id in REGISTRY.resolve(name, None).settings}
     assert set(catalog()) - used == set()
