@@ -7,9 +7,10 @@ examples must always be taken. Parametrized over the catalog and the profile, so
 
 Measured on 2.8.2 (see REFUSALS): a layer with `urls` -> 500 MANIFEST_BLOB_UNKNOWN; a manifest over 4 MiB ->
 400 MANIFEST_INVALID ("request body too large"); the OCI artifact manifest type -> 400 MANIFEST_INVALID; unsigned
-schema 1 -> 400 MANIFEST_INVALID; a repository name that is not lowercase components, or a tag starting with `-`
--> 404 "page not found" (the route does not match); a repository name over 255 characters -> 500. zstd layers, a
-missing mediaType, empty layers, a subject that is not there, an empty index, mixed indexes, OCI children in a
+schema 1 -> 400 MANIFEST_INVALID; a Docker v2s2 manifest without its mediaType -> 400 MANIFEST_INVALID; a
+repository name that is not lowercase components, or a tag starting with `-` -> 404 "page not found" (the route
+does not match); a repository name over 255 characters -> 500. zstd layers, a missing OCI mediaType, empty layers,
+a subject that is not there, an empty index, mixed indexes, OCI children in a
 Docker list, nested indexes and duplicate platforms are all accepted.
 """
 
@@ -39,6 +40,7 @@ PROFILE, VERSION = "distribution", "2.8"  # Debian 12's docker-registry is 2.8.2
 REFUSALS: dict[str, tuple[int, str | None]] = {
     "schema": (400, "MANIFEST_INVALID"),
     "schema1": (400, "MANIFEST_INVALID"),
+    "docker-missing-media-type": (400, "MANIFEST_INVALID"),
     "manifest-type-not-accepted": (400, "MANIFEST_INVALID"),
     "oci-artifact-manifest": (400, "MANIFEST_INVALID"),
     "manifest-size": (400, "MANIFEST_INVALID"),
@@ -107,7 +109,12 @@ def _content_type(doc: Any, declared: str | None) -> str:
         return declared
     if isinstance(doc, dict) and doc.get("schemaVersion") == 1:
         return "application/vnd.docker.distribution.manifest.v1+" + ("prettyjws" if "signatures" in doc else "json")
-    return f.OCI_INDEX if isinstance(doc, dict) and "manifests" in doc else f.OCI_MANIFEST
+    if isinstance(doc, dict) and "manifests" in doc:
+        return f.OCI_INDEX
+    config = doc.get("config") if isinstance(doc, dict) else None
+    if isinstance(config, dict) and str(config.get("mediaType", "")).startswith("application/vnd.docker."):
+        return "application/vnd.docker.distribution.manifest.v2+json"  # as docker and skopeo send it
+    return f.OCI_MANIFEST
 
 
 def _declared(docs: list[Any]) -> dict[str, str]:

@@ -205,14 +205,46 @@ def oci_manifest_docker_parts(ctx: Context, params: Mapping[str, Any]) -> Iterat
     failing={"top": {k: v for k, v in OCI_IMAGE.items() if k != "mediaType"}},
 )
 def missing_media_type(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
-    """The manifest has no top-level `mediaType`.
+    """An OCI manifest or index has no top-level `mediaType`.
 
     The OCI spec makes it optional (the type travels in Content-Type), but ECR answers 405 "Invalid JSON syntax"
-    unless the type is given separately, some registries' schemas require it, and Docker v2 schema 2 requires it.
+    unless the type is given separately, and some registries' schemas require it. (A Docker manifest without one
+    is docker-missing-media-type.)
     """
     for node, m in ctx.manifests():
-        if m.kind in ("image", "index") and "mediaType" not in m.data:
-            yield Hit(node, "mediaType", "no top-level mediaType")
+        if m.kind in ("image", "index") and "mediaType" not in m.data and not _docker_shaped(m):
+            yield Hit(node, "mediaType", f"no top-level mediaType (served as {m.declared_type or 'an unknown type'})")
+
+
+def _docker_shaped(m: mf.Manifest) -> bool:
+    """Served as a Docker type, or an image manifest whose config is the Docker config type."""
+    config_type = m.config.media_type if m.config else None
+    return m.declared_type in (mf.DOCKER_MANIFEST, mf.DOCKER_LIST) or config_type == mf.DOCKER_CONFIG
+
+
+@rule(
+    "docker-missing-media-type",
+    severity="error",
+    sources=[
+        "https://github.com/distribution/distribution/blob/v3.1.1/manifest/schema2/manifest.go",
+        "https://github.com/quay/quay/blob/v3.18.0/image/docker/schema2/manifest.py",
+        "https://github.com/distribution/distribution/blob/main/docs/content/spec/manifest-v2-2.md",
+    ],
+    fix="skopeo copy --format v2s2 {source} {target} (writes the mediaType), or --format oci",
+    passing={"top": DOCKER_IMAGE},
+    failing={"top": {k: v for k, v in DOCKER_IMAGE.items() if k != "mediaType"}},
+)
+def docker_missing_media_type(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
+    """A Docker v2 schema 2 manifest or manifest list has no top-level `mediaType`.
+
+    Unlike OCI, Docker's schema 2 requires the field: distribution answers MANIFEST_INVALID ("mediaType in
+    manifest should be 'application/vnd.docker.distribution.manifest.v2+json' not ''") and Quay's schema
+    requires it.
+    """
+    for node, m in ctx.manifests():
+        if m.kind in ("image", "index") and "mediaType" not in m.data and _docker_shaped(m):
+            expected = mf.DOCKER_LIST if m.kind == "index" else mf.DOCKER_MANIFEST
+            yield Hit(node, "mediaType", f"no top-level mediaType; a Docker {m.kind} must say {expected}")
 
 
 def _type_path(node: mf.Node) -> str:
