@@ -38,7 +38,7 @@ CLASS_RULES = {
     "foreign-layers": {"foreign-layers"},
     "zstd": {"docker-v2s2-undefined-types", "zstd-layers"},
     "schema1": {"schema1"},
-    "missing-mediatype": {"missing-media-type"},
+    "missing-mediatype": {"missing-media-type", "docker-missing-media-type"},
     "duplicate-platform": {"duplicate-platform"},
     "empty-index": {"empty-index"},
 }
