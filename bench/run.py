@@ -103,6 +103,7 @@ def main() -> None:
     runs = 2 if args.quick else args.runs
     refs_count = 30 if args.quick else 100
     figures: dict[str, float] = {}
+    load = os.getloadavg()[0]
     cache_home = Path(tempfile.mkdtemp(prefix="registry-gate-bench-"))
     env = dict(os.environ, XDG_CACHE_HOME=str(cache_home))
 
@@ -131,6 +132,9 @@ def main() -> None:
         figures["two-call floor"] = median_time(lambda: sh(two_calls), runs)
         figures["index + 16 children in parallel (shell)"] = median_time(lambda: sh(parallel), runs)
         figures["check cold (tag)"] = median_time(lambda: run(check, env), runs, setup=cold)
+        figures["check cold (tag) --jobs 16"] = median_time(
+            lambda: run([*check, "--jobs", "16"], env), runs, setup=cold
+        )
         run([GATE, "check", f"docker://{pinned}", "--no-tls-verify"], env)
         proxy.clear()
         figures["check warm (digest-pinned)"] = median_time(
@@ -182,12 +186,16 @@ def main() -> None:
     shutil.rmtree(cache_home, ignore_errors=True)
     shutil.rmtree(folder, ignore_errors=True)
 
-    print(f"delay per request {args.delay * 1000:.0f} ms, {runs} runs each (median), {os.cpu_count()} CPUs")
+    print(
+        f"delay per request {args.delay * 1000:.0f} ms, {runs} runs each (median), {os.cpu_count()} CPUs, "
+        f"load average at start {load:.1f}, at end {os.getloadavg()[0]:.1f}"
+    )
     for name, value in figures.items():
         print(f"  {name:<48} {value:8.3f}" + ("" if name.startswith("requests") else " s"))
     e = [figures[f"evaluate {n} entries x {len(profiles)} profiles (CPU)"] for n in (100, 1_000, 10_000)]
     ratios = {
         "check cold / two-call floor": figures["check cold (tag)"] / figures["two-call floor"],
+        "check cold --jobs 16 / two-call floor": figures["check cold (tag) --jobs 16"] / figures["two-call floor"],
         "serial loop / check cold": figures["serial loop"] / figures["check cold (tag)"],
         "--version / import typer": figures["registry-gate --version"] / figures["python -c 'import typer'"],
         "evaluate 1,000 / 100": e[1] / e[0],

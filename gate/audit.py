@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from gate.cache import Cache
+from gate.config import Settled
 from gate.engine import Target, evaluate
 from gate.errors import EXIT_FAIL, EXIT_PASS, GateError, InspectError, UsageError
 from gate.policy import Registry
@@ -43,11 +44,11 @@ class Outcome:
         verdicts = {r.verdict for r in self.report.results}
         return "fail" if "fail" in verdicts else "warn" if "warn" in verdicts else "pass"
 
-    def exit_code(self, fail_on: str) -> int:
+    def exit_code(self) -> int:
         if self.error is not None:
             return self.error.exit_code
-        failing = {"fail"} | ({"warn"} if fail_on == "warning" else set())
-        return EXIT_FAIL if self.verdict() in failing else EXIT_PASS
+        assert self.report is not None
+        return EXIT_FAIL if any(self.report.failing(r) for r in self.report.results) else EXIT_PASS
 
 
 def read_list(path: str) -> list[str]:
@@ -133,11 +134,12 @@ def expand(specs: list[str], tags: str | None, skopeo: Skopeo, jobs: int) -> lis
 
 
 def check_one(
-    source: str, targets: list[Target], registry: Registry, skopeo: Skopeo, jobs: int, cache: Cache
+    source: str, targets: list[Target], registry: Registry, skopeo: Skopeo, jobs: int, cache: Cache, run: Settled
 ) -> Outcome:
     try:
         image = open_source(source, skopeo, jobs, None, cache)
         results = [evaluate(image, t, registry) for t in targets]
+        run.waive(results, image.top.digest)
     except GateError as exc:
         return Outcome(source, error=exc)
     except Exception as exc:  # one broken source must not hide the others' results
@@ -147,7 +149,7 @@ def check_one(
                 f"internal error: {type(exc).__name__}: {exc}", "report it with the source", kind="internal"
             ),
         )
-    return Outcome(source, Report(image.source, image.top.digest, image.top.type, results))
+    return Outcome(source, Report(image.source, image.top.digest, image.top.type, results, run.notices, run.fail_on))
 
 
 def run(
@@ -157,7 +159,8 @@ def run(
     skopeo: Skopeo,
     jobs: int,
     cache: Cache,
-    progress: Callable[[int, int, str], None] | None = None,
+    progress: Callable[[int, int, str], None] | None,
+    run: Settled,
 ) -> list[Outcome]:
     """Check every source, `jobs` at a time, in the order given."""
     done = 0
@@ -165,7 +168,7 @@ def run(
 
     def one(source: str) -> Outcome:
         nonlocal done
-        outcome = check_one(source, targets, registry, skopeo, jobs, cache)
+        outcome = check_one(source, targets, registry, skopeo, jobs, cache, run)
         if progress is not None:
             with lock:
                 done += 1
@@ -178,8 +181,8 @@ def run(
         return list(pool.map(one, sources))
 
 
-def worst_exit(outcomes: list[Outcome], fail_on: str) -> int:
-    return max((o.exit_code(fail_on) for o in outcomes), default=EXIT_PASS)
+def worst_exit(outcomes: list[Outcome]) -> int:
+    return max((o.exit_code() for o in outcomes), default=EXIT_PASS)
 
 
 class Progress:

@@ -231,7 +231,9 @@ def audit(
     profile: list[str] = typer.Option([], "--profile", "-p", help="PROFILE[@VERSION] to check with no reference."),
     policy: list[str] = typer.Option([], "--policy", help="Extra policy YAML file (repeat)."),
     fmt: str = typer.Option("text", "--format", "-f", help="text or json (registry-gate/audit/v1)."),
-    fail_on: str = typer.Option("error", "--fail-on", help="error, or warning to fail on warnings too."),
+    fail_on: str | None = typer.Option(None, "--fail-on", help="error, or warning to fail on warnings too."),
+    config: str | None = typer.Option(None, "--config", help="Config file (default: see registry-gate config path)."),
+    no_waivers: bool = typer.Option(False, "--no-waivers", help="Ignore the config's waivers."),
     tls_verify: bool | None = typer.Option(None, "--tls-verify/--no-tls-verify", help="Verify registry TLS."),
     authfile: str | None = typer.Option(None, "--authfile", help="Registry auth file (default REGISTRY_AUTH_FILE)."),
     cert_dir: str | None = typer.Option(None, "--cert-dir", help="Folder of CA certificates for the registry."),
@@ -244,6 +246,7 @@ def audit(
     try:
         from gate import audit as bulk
         from gate.cache import Cache
+        from gate.config import settle
         from gate.engine import plan_targets
         from gate.errors import UsageError
         from gate.policy import Registry
@@ -252,22 +255,21 @@ def audit(
 
         if fmt not in ("text", "json"):
             raise UsageError(f"--format {fmt!r} is not one of text, json", "pick one of them")
-        if fail_on not in ("error", "warning"):
-            raise UsageError(f"--fail-on {fail_on!r} is not error or warning", "pick one of them")
         specs = list(sources or []) + (bulk.read_list(from_file) if from_file else [])
         if not specs:
             raise UsageError("no sources", "name sources as arguments or pass --from-file FILE")
         which = bulk.parse_shard(shard)
-        registry = Registry(policy)
-        targets = plan_targets(target, profile, registry)
+        run = settle(config, no_waivers, policy, target, profile, fail_on)
+        registry = Registry(run.policies)
+        targets = plan_targets(run.targets, run.profiles, registry, run.registries)
         options = Options(tls_verify, authfile, cert_dir, timeout, deadline=_deadline(deadline))
         specs = [bulk.normalise(s) for s in specs]
         with session(options, _hosts(specs), jobs) as skopeo:
             expanded = [s for s in bulk.expand(specs, tags, skopeo, jobs) if bulk.in_shard(s, which)]
             progress = bulk.Progress()
-            outcomes = bulk.run(expanded, targets, registry, skopeo, jobs, Cache(disk=not no_cache), progress)
+            outcomes = bulk.run(expanded, targets, registry, skopeo, jobs, Cache(disk=not no_cache), progress, run)
             progress.close()
-        code = bulk.worst_exit(outcomes, fail_on)
+        code = bulk.worst_exit(outcomes)
         sys.stdout.write(audit_report.render(outcomes, fmt, code, which))
     except Exception as exc:
         _die(exc)
