@@ -15,10 +15,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 
-_DIGEST = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
+_DIGEST = r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$"
 MAX_ENTRY_BYTES = 4 * 1024 * 1024 + 512 * 1024
 
 
@@ -29,6 +28,8 @@ def default_root() -> Path:
 
 def _write_atomic(path: Path, data: bytes) -> None:
     """Write through a private temporary file and rename, so readers never see half an entry."""
+    import tempfile
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
@@ -51,7 +52,7 @@ class Cache:
         self._memory: dict[str, bytes] = {}
 
     def _path(self, digest: str) -> Path | None:
-        if not self.disk or not _DIGEST.match(digest):
+        if not self.disk or not re.match(_DIGEST, digest):
             return None
         algorithm, hexpart = digest.split(":")
         return self.root / "manifests" / algorithm / hexpart

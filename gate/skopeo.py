@@ -26,65 +26,61 @@ from gate.errors import InspectError, UsageError
 if TYPE_CHECKING:
     from gate.cache import Cache
 
-# kind -> (stderr patterns, what the user should do). Checked in order: the first match wins.
-_KINDS: list[tuple[str, re.Pattern[str], str]] = [
+# kind -> (stderr pattern, case-insensitive, what the user should do). Checked in order: the first match wins.
+# Compiled on first use: `registry-gate --version` imports this module and should not pay for them.
+_KINDS: list[tuple[str, str, str]] = [
     (
         "bad-reference",
-        re.compile(r"invalid reference format|repository name must|Invalid image name|invalid (?:tag|digest)", re.I),
+        (r"invalid reference format|repository name must|Invalid image name|invalid (?:tag|digest)"),
         "write the reference as HOST/REPOSITORY:TAG or HOST/REPOSITORY@sha256:DIGEST",
     ),
     (
         "rate-limit",
-        re.compile(r"toomanyrequests|too many requests|rate limit|\b429\b", re.I),
+        (r"toomanyrequests|too many requests|rate limit|\b429\b"),
         "wait and retry, or authenticate (--authfile) to raise the registry's pull limit",
     ),
     (
         "auth",
-        re.compile(
+        (
             r"unauthorized|authentication required|requested access to the resource is denied|denied:|"
-            r"\b401\b|\b403\b|forbidden|invalid username/password",
-            re.I,
+            r"\b401\b|\b403\b|forbidden|invalid username/password"
         ),
         "log in first (skopeo login HOST, or pass --authfile FILE / set REGISTRY_AUTH_FILE)",
     ),
     (
         "not-found",
-        re.compile(r"manifest unknown|name unknown|not found|\b404\b|no such image|does not exist", re.I),
+        (r"manifest unknown|name unknown|not found|\b404\b|no such image|does not exist"),
         "check the repository and tag (skopeo list-tags docker://HOST/REPOSITORY lists the tags)",
     ),
     (
         "tls",
-        re.compile(
-            r"x509|certificate|tls:|server gave HTTP response to HTTPS client|first record does not look like a TLS",
-            re.I,
-        ),
+        (r"x509|certificate|tls:|server gave HTTP response to HTTPS client|first record does not look like a TLS"),
         "pass --cert-dir DIR with the registry's CA, or --no-tls-verify for a plain-HTTP or self-signed registry",
     ),
     (
         "network",
-        re.compile(
+        (
             r"connection refused|no such host|i/o timeout|network is unreachable|connection reset|"
-            r"no route to host|timeout|unexpected EOF|\bEOF\b|TLS handshake timeout|server misbehaving",
-            re.I,
+            r"no route to host|timeout|unexpected EOF|\bEOF\b|TLS handshake timeout|server misbehaving"
         ),
         "check that the registry host and port are right and reachable from here",
     ),
     (
         "server",
-        re.compile(r"\b50[0-4]\b|internal server error|bad gateway|service unavailable|gateway timeout", re.I),
+        (r"\b50[0-4]\b|internal server error|bad gateway|service unavailable|gateway timeout"),
         "the registry answered with a server error; retry later",
     ),
 ]
 TRANSIENT = {"network", "server", "timeout"}
 """Retried here. A rate limit is not: skopeo (containers/image) already tries a 429 up to 5 times, with
 exponential backoff honouring Retry-After (about 30 s without it), so retrying again would multiply that wait."""
-_FATAL_MSG = re.compile(r'level=fatal msg="(.*)"\s*$', re.S)
+_FATAL_MSG = r'level=fatal msg="(.*)"\s*$'
 
 
 def classify(stderr: str) -> tuple[str, str]:
     """The failure kind and the fix for skopeo's stderr (`error` when nothing matches)."""
     for kind, pattern, fix in _KINDS:
-        if pattern.search(stderr):
+        if re.search(pattern, stderr, re.I):
             return kind, fix
     return "error", "run the same skopeo command by hand to see the full message"
 
@@ -92,7 +88,7 @@ def classify(stderr: str) -> tuple[str, str]:
 def _last_line(stderr: str) -> str:
     lines = [line for line in stderr.strip().splitlines() if line.strip()]
     line = lines[-1] if lines else "(no message)"
-    match = _FATAL_MSG.search(line)
+    match = re.search(_FATAL_MSG, line, re.S)
     if match:
         line = match.group(1).replace('\\"', '"')
     # skopeo repeats the reference it was given; keep the cause.
