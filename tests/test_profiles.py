@@ -191,6 +191,10 @@ def layers(n: int) -> dict[str, Any]:
     return {"top": oci_image(layers=[blob("application/vnd.oci.image.layer.v1.tar+gzip", f"l{i}") for i in range(n)])}
 
 
+def big_layer(size: int) -> dict[str, Any]:
+    return {"top": oci_image(layers=[{**blob("application/vnd.oci.image.layer.v1.tar+gzip", "big"), "size": size}])}
+
+
 def padded(size: int) -> dict[str, Any]:
     """An OCI image manifest of exactly `size` bytes (an annotation pads it)."""
     base = len(materialize({"top": oci_image(annotations={"pad": ""})})[0])
@@ -270,6 +274,9 @@ BOUNDARIES = [
     (PARAMETERS, "zot", None, "fail", "media-type-parameters"),
     (ATTESTED, "zot", None, "warn", "attestation-entries"),
     # ECR and ECR Public: limits and strict parsing.
+    (big_layer(10000 * 1024 * 1024 + 1), "ecr", None, "pass", None),
+    (big_layer(10000 * 1024 * 1024 + 1), "ecr-public", None, "fail", "layer-size"),
+    (big_layer(52000 * 1024 * 1024 + 1), "ecr", None, "fail", "layer-size"),
     (layers(500), "ecr", None, "pass", None),
     (layers(501), "ecr", None, "fail", "layer-count"),
     (layers(501), "ecr-public", None, "fail", "layer-count"),

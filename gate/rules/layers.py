@@ -125,6 +125,29 @@ def layer_count(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
 
 
 @rule(
+    "layer-size",
+    severity="error",
+    params={"max_bytes": 52000 * 1024 * 1024},
+    sources=[
+        "https://docs.aws.amazon.com/AmazonECR/latest/userguide/service-quotas.html",
+        "https://docs.aws.amazon.com/AmazonECR/latest/public/public-service-quotas.html",
+    ],
+    fix="split the layer (fewer files per RUN step, multi-stage builds), then push again",
+    passing={"top": oci_image()},
+    failing={"top": oci_image(layers=[{**blob(_GZIP, "big layer"), "size": 52000 * 1024 * 1024 + 1}])},
+)
+def layer_size(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
+    """A layer is larger than `max_bytes` (as its descriptor says).
+
+    ECR takes layers of up to 52,000 MiB and ECR Public up to 10,000 MiB; the upload of a larger one is refused.
+    """
+    limit = int(params.get("max_bytes", 52000 * 1024 * 1024))
+    for node, d in _layers(ctx):
+        if d.size is not None and d.size > limit:
+            yield Hit(node, f"{d.path}.size", f"layer {d.digest} is {d.size} bytes, over the limit of {limit}")
+
+
+@rule(
     "manifest-size",
     severity="warning",
     params={"max_bytes": 4 * 1024 * 1024},
