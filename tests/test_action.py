@@ -23,7 +23,7 @@ from typing import Any
 import factory as f
 import pytest
 import yaml
-from registry import Registry
+from registry import Registry, unique_repo
 
 ROOT = Path(__file__).resolve().parent.parent
 ACTION = yaml.safe_load((ROOT / "action.yml").read_text())
@@ -116,8 +116,9 @@ class Runner:
 
 @pytest.fixture(scope="module")
 def mixed(registry: Registry) -> str:
-    f.push(registry, "acme/python", "3.12", f.python_like())
-    return f"{registry.host}/acme/python:3.12"
+    repo = unique_repo("action")
+    f.push(registry, repo, "3.12", f.python_like())
+    return f"{registry.host}/{repo}:3.12"
 
 
 def test_action_fails_the_quay_target_and_reports_everything(mixed: str, registry: Registry, tmp_path: Path) -> None:
