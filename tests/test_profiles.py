@@ -82,7 +82,9 @@ def test_every_version_condition_matches_a_known_version(name: str) -> None:
 
 
 def test_every_rule_runs_somewhere() -> None:
-    used = {rule_id for name in REGISTRY.profiles for rule_id in REGISTRY.resolve(name, None).settings}
+    used = {
+        setting.rule.id for spec in profile_versions() for setting in REGISTRY.resolve(*split_profile(spec)).active()
+    }
     assert set(catalog()) - used == set()
 
 
@@ -219,6 +221,9 @@ BOUNDARIES = [
     (REFERRER_INDEX, "quay@3.11", None, "warn", "single-entry-no-platform"),
     (EMPTY_CONFIG_ARTIFACT, "quay@3.11", None, "fail", "config-type-not-allowed"),
     (EMPTY_CONFIG_ARTIFACT, "quay@3.12", None, "pass", None),
+    (example("layer-type-not-allowed"), "quay@3.11", None, "fail", "layer-type-not-allowed"),
+    (example("layer-type-not-allowed"), "quay@3.12", None, "pass", None),
+    (ATTESTED, "quay@3.11", None, "pass", None),
     (DOCKER_CONFIG_IN_OCI, "quay@3.11", None, "fail", "oci-manifest-docker-parts"),
     (DOCKER_CONFIG_IN_OCI, "quay@3.12", None, "warn", "oci-manifest-docker-parts"),
     (OCI_SINGLE, "quay@3.5", None, "warn", "manifest-type-not-accepted"),

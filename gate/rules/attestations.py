@@ -213,6 +213,41 @@ def config_type_not_allowed(ctx: Context, params: Mapping[str, Any]) -> Iterator
         t = m.config.media_type if m.config else None
         if m.type != mf.OCI_MANIFEST or not t or t.startswith(mf.DOCKER_PREFIX):
             continue
-        if not any(fnmatch.fnmatchcase(t, pattern) for pattern in allowed):
+        if not _listed(t, allowed):
             listed = ", ".join(allowed)
             yield Hit(node, "config.mediaType", f"config type {t} is not on the allow-list ({listed})")
+
+
+@rule(
+    "layer-type-not-allowed",
+    severity="error",
+    params={"allowed": ["application/vnd.oci.image.layer.*"]},
+    sources=[
+        "https://github.com/quay/quay/blob/v3.18.0/config.py",
+        "https://github.com/quay/quay/blob/v3.11.0/image/oci/descriptor.py",
+        "https://docs.redhat.com/en/documentation/red_hat_quay/3.10/html/manage_red_hat_quay/supported-oci-media-types",
+    ],
+    fix="use an allowed layer type, or ask the registry's admin to allow it (Quay: ALLOWED_OCI_ARTIFACT_TYPES)",
+    passing={"top": oci_image()},
+    failing={"top": oci_image(layers=[blob("application/vnd.acme.payload.v1.tar", "payload")])},
+)
+def layer_type_not_allowed(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
+    """An OCI manifest has a layer type that is not on the registry's allow-list.
+
+    Quay up to 3.11 takes OCI layer types plus the extras its ALLOWED_OCI_ARTIFACT_TYPES registers (cosign,
+    SPDX, Syft, CycloneDX, in-toto, Helm chart content) and answers MANIFEST_INVALID to other layer types.
+    `allowed` holds types or globs. Docker layer types in an OCI manifest are oci-manifest-docker-parts' business.
+    """
+    allowed = list(params.get("allowed", ()))
+    for node, m in ctx.images():
+        if m.type != mf.OCI_MANIFEST:
+            continue
+        for d in m.layers:
+            t = d.media_type
+            if t and not t.startswith(mf.DOCKER_PREFIX) and not _listed(t, allowed):
+                message = f"layer type {t} is not on the allow-list ({', '.join(allowed)})"
+                yield Hit(node, f"{d.path}.mediaType", message)
+
+
+def _listed(media_type: str, allowed: list[str]) -> bool:
+    return any(fnmatch.fnmatchcase(media_type, pattern) for pattern in allowed)
