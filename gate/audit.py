@@ -9,6 +9,7 @@ order the list comes in.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import sys
 import threading
@@ -89,7 +90,7 @@ def in_shard(source: str, shard: tuple[int, int] | None) -> bool:
 
 def _is_repository(spec: str) -> bool:
     """A registry name with no tag and no digest: audit expands it into its tags."""
-    if spec.startswith(("oci:", "oci-archive:")) or not spec.startswith("docker://"):
+    if not spec.startswith("docker://"):
         return False
     ref = parse_reference(spec)
     return ref.tag is None and ref.digest is None
@@ -97,8 +98,6 @@ def _is_repository(spec: str) -> bool:
 
 def normalise(spec: str) -> str:
     """`docker://` is implied for something that looks like a registry reference and is not a local path."""
-    import os
-
     if spec.startswith(("docker://", "oci:", "oci-archive:", "-")) or os.path.exists(spec):
         return spec
     return f"docker://{spec}"

@@ -138,3 +138,36 @@ def test_usage_errors(args: tuple[str, ...], message: str) -> None:
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], proc.stderr
+
+
+def test_progress_is_drawn_on_a_terminal_only(tmp_path: Path) -> None:
+    import os
+    import pty
+
+    saved = tmp_path / "failing.json"
+    saved.write_bytes(FAILING)
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [*GATE, "audit", str(saved), str(saved), "-f", "json"],
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        os.close(follower)
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            drawn += chunk
+    finally:
+        os.close(leader)
+    assert proc.returncode == 1
+    assert b"[1/1] " + str(saved).encode() in drawn  # the list is deduplicated: one source
+    assert json.loads(proc.stdout)["totals"]["sources"] == 1  # stdout stays clean JSON
