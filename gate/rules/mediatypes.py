@@ -137,7 +137,8 @@ V2S2_LAYER_TYPES = frozenset({mf.DOCKER_LAYER, mf.DOCKER_FOREIGN_LAYER})
         "https://github.com/containers/image/pull/2906",
         "https://github.com/imagegenius/docker-immich/pull/717",
     ],
-    fix=CONVERT,
+    fix="rebuild with OCI media types (docker buildx build --output type=image,oci-mediatypes=true,...) or convert "
+    "with regctl image mod SOURCE --to-oci --create TARGET (skopeo cannot read such a manifest to convert it)",
     passing={"top": DOCKER_IMAGE},
     failing={
         "top": {
@@ -152,7 +153,8 @@ def docker_v2s2_undefined_types(ctx: Context, params: Mapping[str, Any]) -> Iter
     Schema 2 defines one config type and two layer types (gzip and foreign gzip). OCI types, in-toto layers,
     Docker-typed zstd (`...diff.tar.zstd`) or uncompressed layers inside it are refused by Quay's schema with
     MANIFEST_INVALID, and containers/image (skopeo, podman, buildah) refuses to pull them ("unsupported docker
-    v2s2 media type"), even where a registry such as GHCR stored them. Converting to OCI makes the types valid.
+    v2s2 media type"), even where a registry such as GHCR stored them. For the same reason `skopeo copy --format oci`
+    cannot convert it: rebuild with OCI media types, or convert with a tool that rewrites raw manifests (regctl).
     """
     for node, m in ctx.images():
         if m.type != mf.DOCKER_MANIFEST:
