@@ -274,8 +274,12 @@ def test_saved_manifest_with_and_without_children(tmp_path: Path) -> None:
     children.mkdir()
     for m in tree.manifests:
         (children / f"{m.hex}.json").write_bytes(m.data)
-    alone = report(gate("check", str(saved), "--profile", "oci", "--format", "json"))["targets"][0]
-    assert alone["verdict"] == "pass"
+    proc = gate("check", str(saved), "--profile", "oci", "--format", "json")
+    alone = report(proc)["targets"][0]
+    assert (alone["verdict"], proc.returncode) == ("warn", 0)  # never "pass" when the children were not read
+    assert [(x["rule"], x["severity"], x["path"]) for x in alone["findings"]] == [
+        ("children-not-inspected", "warning", "manifests")
+    ]
     assert any("descriptor-size-mismatch" in n for n in alone["notices"])
     with_children = report(
         gate("check", str(saved), "--children", str(children), "--profile", "oci", "--format", "json")

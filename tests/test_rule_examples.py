@@ -25,8 +25,8 @@ def test_rule_has_both_examples(rule_id: str) -> None:
     rule = catalog()[rule_id]
     assert rule.passing is not None, f"{rule_id} has no passing example"
     assert rule.failing is not None, f"{rule_id} has no failing example"
-    assert set(rule.passing) <= {"top", "children", "target"} and "top" in rule.passing
-    assert set(rule.failing) <= {"top", "children", "target"} and "top" in rule.failing
+    assert set(rule.passing) <= {"top", "children", "target", "saved"} and "top" in rule.passing
+    assert set(rule.failing) <= {"top", "children", "target", "saved"} and "top" in rule.failing
 
 
 @pytest.mark.parametrize("rule_id", RULES)

@@ -398,3 +398,25 @@ def index_at_tag(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
     top = ctx.image.top
     if top.kind == "index":
         yield Hit(ctx.image.nodes[0], "", f"the tag is an index ({top.type}) of {len(top.manifests)} entries")
+
+
+@rule(
+    "children-not-inspected",
+    severity="warning",
+    sources=["https://github.com/opencontainers/image-spec/blob/main/image-index.md"],
+    fix="check the image where its children are (docker://REF or oci:DIR:TAG), or pass --children DIR",
+    passing={"top": index_doc(entry("img")), "children": {"img": oci_image()}},
+    failing={"top": index_doc(entry("img")), "children": {"img": oci_image()}, "saved": True},
+)
+def children_not_inspected(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
+    """An index was checked without its child manifests, so the rules that read them did not run.
+
+    A saved index (what `skopeo inspect --raw` printed) carries only descriptors. The gate cannot say that its
+    children would be accepted — their types, sizes, layers and configs were never read — so it says so.
+    """
+    if ctx.image.children_inspected:
+        return
+    for node, index in ctx.indexes():
+        count = sum(1 for d in index.manifests if d.media_type in mf.MANIFEST_TYPES)
+        if count:
+            yield Hit(node, "manifests", f"{count} child manifests were not inspected")
