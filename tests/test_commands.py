@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -352,13 +353,17 @@ def test_commands_import_nothing_heavy_at_start_up() -> None:
     assert out.strip() == "[]"
 
 
-def test_readme_policy_example_validates(tmp_path: Path) -> None:
-    readme = (ROOT / "README.md").read_text()
-    block = readme.split("A policy of your own", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
-    path = tmp_path / "corp.yaml"
-    path.write_text(block)
-    assert ok("policy", "validate", str(path)) == f"{path}: ok\n"
-    jsonschema.validate(yaml.safe_load(block), json.loads(ok("policy", "schema")))
-    doc = ok_json("profiles", "show", "corp-quay", "--policy", str(path))
-    severities = {r["id"]: r["severity"] for r in doc["rules"]}
-    assert (doc["version"], severities["nested-index"], severities["attestation-entries"]) == ("3.12", "error", "off")
+def test_readme_policy_examples_validate(tmp_path: Path) -> None:
+    """Every YAML block in the README that is a policy (top-level `name:` and `rules:`) validates."""
+    blocks = [b.split("```", 1)[0] for b in (ROOT / "README.md").read_text().split("```yaml\n")[1:]]
+    policies = [b for b in blocks if re.search(r"^name: ", b, re.M) and re.search(r"^rules:", b, re.M)]
+    assert policies, "the README shows no policy"
+    schema = json.loads(ok("policy", "schema"))
+    for i, block in enumerate(policies):
+        path = tmp_path / f"readme-{i}.yaml"
+        path.write_text(block)
+        assert ok("policy", "validate", str(path)) == f"{path}: ok\n"
+        jsonschema.validate(yaml.safe_load(block), schema)
+        name = yaml.safe_load(block)["name"]
+        doc = ok_json("profiles", "show", name, "--policy", str(path))
+        assert doc["chain"][0] == name and doc["chain"][-1] == "oci"
