@@ -150,6 +150,12 @@ def _cmp(a: tuple[int, ...], b: tuple[int, ...]) -> int:
     return (a > b) - (a < b)
 
 
+def _within(version: str, series: str) -> bool:
+    """Is `version` a release of `series` ("2.x", "3.12.x")?"""
+    prefix = version_tuple(series)
+    return version_tuple(version)[: len(prefix)] == prefix
+
+
 def is_condition(alternative: str) -> bool:
     """Is `alternative` "saas", a version, or comma-joined constraints?"""
     return (
@@ -165,6 +171,10 @@ def version_matches(version: str, when: Iterable[str]) -> bool:
         if alternative == version:
             return True
         if not _VERSION.match(version):
+            continue
+        if alternative.endswith(".x"):  # "3.12.x": every 3.12 release
+            if _within(version, alternative):
+                return True
             continue
         ok = True
         for constraint in alternative.split(","):
@@ -620,6 +630,10 @@ class Registry:
         if version is not None and not (version == "saas" or _VERSION.match(version)):
             raise UsageError(f"{name}@{version}: {version!r} is not a version", f"write {name}@3.12 or {name}@saas")
         effective_version = version if version is not None else self.default_version(name)
+        if effective_version is not None and effective_version.endswith(".x"):
+            # "harbor@2.x": the newest known release of that series (the series as written when none is known)
+            series = [v for v in self.known_versions(name) if _VERSION.match(v) and _within(v, effective_version)]
+            effective_version = max(series, key=version_tuple, default=effective_version)
         effective = Effective(name, version)
         for profile in reversed(self.chain(name)):
             self._apply(profile, effective_version, effective)

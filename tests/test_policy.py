@@ -373,3 +373,23 @@ def test_check_refuses_a_bad_policy_with_exit_2(text: str, expected: str, write:
     assert result.stdout == ""
     assert result.stderr.startswith(f"registry-gate: error: {path}{expected}")
     assert "Traceback" not in result.stderr
+
+
+def test_a_series_version_means_its_newest_known_release() -> None:
+    from gate.policy import Registry
+
+    registry = Registry()
+    newest = max(
+        (v for v in registry.known_versions("harbor") if v.startswith("2.")),
+        key=lambda v: tuple(map(int, v.split("."))),
+    )
+    as_series = {k: s.severity for k, s in registry.resolve("harbor", "2.x").settings.items()}
+    assert as_series == {k: s.severity for k, s in registry.resolve("harbor", newest).settings.items()}
+    assert as_series != {k: s.severity for k, s in registry.resolve("harbor", "2.0").settings.items()}
+
+
+def test_a_series_condition_matches_every_release_of_it() -> None:
+    from gate.policy import version_matches
+
+    assert version_matches("3.12", ["3.12.x"]) and version_matches("3.12.3", ["3.12.x"])
+    assert not version_matches("3.13", ["3.12.x"]) and not version_matches("3.1", ["3.12.x"])
