@@ -102,6 +102,37 @@ def test_one_rate_limit_then_success(proxy: FaultProxy, pushed: tuple[str, f.Tre
     assert json.loads(proc.stdout)["digest"] == tree.digest
 
 
+@pytest.mark.parametrize(("kind", "options"), [("status", {"code": 500}), ("truncate", {})])
+def test_transient_faults_are_retried(
+    proxy: FaultProxy, pushed: tuple[str, f.Tree], kind: str, options: dict[str, int]
+) -> None:
+    """Two failures then an answer: the gate's bounded retries (Options.retries = 2) get through."""
+    repo, tree = pushed
+    proxy.fault(r"/manifests/1$", kind, times=2, **options)
+    proc = check_via(proxy, f"{repo}:1", "-f", "json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["digest"] == tree.digest
+    assert [p for _, p in proxy.seen].count(f"/v2/{repo}/manifests/1") == 3
+
+
+def test_three_server_errors_exhaust_the_retries(proxy: FaultProxy, pushed: tuple[str, f.Tree]) -> None:
+    repo, _ = pushed
+    proxy.fault(r"/manifests/1$", "status", times=3, code=503)
+    line = one_line(check_via(proxy, f"{repo}:1"))
+    assert ": server:" in line and "retry later" in line
+    assert [p for _, p in proxy.seen].count(f"/v2/{repo}/manifests/1") == 3
+
+
+def test_audit_reports_each_fault_and_keeps_going(proxy: FaultProxy, pushed: tuple[str, f.Tree]) -> None:
+    repo, tree = pushed
+    proxy.fault(r"/manifests/missing$", "status", code=404)
+    proc = gate("audit", f"{proxy.host}/{repo}:1", f"{proxy.host}/{repo}:missing", "--no-tls-verify", "-f", "json")
+    assert proc.returncode == 3, proc.stderr
+    data = json.loads(proc.stdout)
+    assert [r["digest"] for r in data["reports"]] == [tree.digest]
+    assert [(e["kind"], e["exit_code"]) for e in data["errors"]] == [("not-found", 3)]
+
+
 def test_a_child_failing_fails_the_gate(proxy: FaultProxy, pushed: tuple[str, f.Tree]) -> None:
     repo, tree = pushed
     child = tree.json()["manifests"][1]["digest"]
