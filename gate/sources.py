@@ -158,8 +158,10 @@ def from_registry(ref: Reference, skopeo: Skopeo, jobs: int, cache: Cache | None
                     "the registry is corrupt or the response was tampered with; retry, or re-push the image",
                     kind="digest",
                 )
-            if cache is not None:
-                cache.put(ref.digest, raw)
+        if cache is not None:
+            # Bytes fetched by tag are kept under their own sha256 (what a later digest-pinned check asks for);
+            # which digest the tag pointed at is not kept.
+            cache.put(ref.digest or mf.digest_of(raw), raw)
     try:
         top = _parse(raw, None, str(ref))
     except ManifestError as exc:

@@ -178,3 +178,14 @@ def test_a_tampered_cache_entry_is_fetched_again(registry: Registry, counted: Fa
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["digest"] == tree.digest
     assert manifest_requests(counted) == [f"/v2/cache/tampered/manifests/{tree.digest}"]
+
+
+def test_a_tag_check_warms_the_pinned_reference(registry: Registry, counted: FaultProxy, tmp_path: Path) -> None:
+    """Bytes fetched by tag are kept under their own digest (a content fact), never as the tag's answer."""
+    tree = f.index([f.image(f.Platform("linux", "amd64")), f.image(f.Platform("linux", "arm64"))])
+    f.push(registry, "cache/warmed", "1", tree)
+    assert gate("check", f"docker://{counted.host}/cache/warmed:1", "--no-tls-verify", cache=tmp_path).returncode == 0
+    counted.clear()
+    pinned = f"docker://{counted.host}/cache/warmed@{tree.digest}"
+    assert gate("check", pinned, "--no-tls-verify", cache=tmp_path).returncode == 0
+    assert counted.seen == []
