@@ -324,6 +324,14 @@ def private_authfile(host: str, user: str, password: str, base: str | None = Non
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def _base_authfile(options: Options) -> str | None:
+    """The auth file skopeo would have read: --authfile, REGISTRY_AUTH_FILE, else docker's config if present."""
+    if options.authfile or os.environ.get("REGISTRY_AUTH_FILE"):
+        return options.authfile or os.environ.get("REGISTRY_AUTH_FILE")
+    docker = os.path.join(os.environ.get("DOCKER_CONFIG") or os.path.expanduser("~/.docker"), "config.json")
+    return docker if os.path.isfile(docker) else None
+
+
 @contextmanager
 def session(options: Options, hosts: set[str], jobs: int | None = None) -> Iterator[Skopeo]:
     """A Skopeo for one run; credentials from the environment go through a private auth file for its duration."""
@@ -332,6 +340,5 @@ def session(options: Options, hosts: set[str], jobs: int | None = None) -> Itera
         yield Skopeo(options, jobs=jobs)
         return
     host, user, password = creds
-    base = options.authfile or os.environ.get("REGISTRY_AUTH_FILE")
-    with private_authfile(host, user, password, base) as path:
+    with private_authfile(host, user, password, _base_authfile(options)) as path:
         yield Skopeo(replace(options, authfile=path), jobs=jobs)

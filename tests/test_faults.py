@@ -327,3 +327,23 @@ def test_private_authfile_is_0600_and_removed() -> None:
         assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
         assert json.loads(Path(path).read_text())["auths"]["registry.example"]["auth"] == "dTpw"
     assert not os.path.exists(path)
+
+
+def test_environment_credentials_keep_the_other_hosts_of_docker_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gate.skopeo import Options, session
+
+    docker = tmp_path / "docker"
+    docker.mkdir()
+    (docker / "config.json").write_text(json.dumps({"auths": {"other.example": {"auth": "b3RoZXI6c2VjcmV0"}}}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(docker))
+    monkeypatch.setenv("REGISTRY_GATE_USERNAME", "u")
+    monkeypatch.setenv("REGISTRY_GATE_PASSWORD", "p")
+    monkeypatch.delenv("REGISTRY_AUTH_FILE", raising=False)
+    monkeypatch.delenv("REGISTRY_GATE_REGISTRY", raising=False)
+    with session(Options(), {"registry.example"}) as skopeo:
+        assert skopeo.options.authfile is not None
+        auths = json.loads(Path(skopeo.options.authfile).read_text())["auths"]
+        assert auths == {"other.example": {"auth": "b3RoZXI6c2VjcmV0"}, "registry.example": {"auth": "dTpw"}}
+    assert not Path(skopeo.options.authfile).exists()
