@@ -122,6 +122,24 @@ def transport_name(source: str) -> str:
     return "docker://SOURCE"
 
 
+def version_notices(target: Target, registry: Registry) -> list[str]:
+    """Say how a version the profile does not list was read, so a pass for `quay@4.0` is never silent."""
+    version = target.version
+    if version is None or version == "saas":
+        return []
+    known = registry.known_versions(target.profile)
+    label = f"{target.profile}@{version}"
+    if not known:
+        return [f"{label}: the {target.profile} profile has no versions; the version was ignored"]
+    if version in known:
+        return []
+    listed = ", ".join(known)
+    if version.endswith(".x"):
+        read = registry.series_version(target.profile, version)
+        return [f"{label}: read as {read}, the newest release of that series the profile knows ({listed})"]
+    return [f"{label}: not a version the profile knows ({listed}); its version conditions were applied as written"]
+
+
 def evaluate(image: mf.Image, target: Target, registry: Registry) -> Result:
     effective = registry.resolve(target.profile, target.version)
     result = Result(target, effective)
@@ -131,6 +149,7 @@ def evaluate(image: mf.Image, target: Target, registry: Registry) -> Result:
             f"no profile knows the host {host}: checked against the OCI baseline only; "
             f"choose one with --target {target.text}=PROFILE[@VERSION] (registry-gate profiles lists them)"
         )
+    result.notices += version_notices(target, registry)
     ctx = Context(image, target.ref)
     source = transport_name(image.source)
     dest = f"docker://{target.ref}" if target.ref else "docker://DEST"

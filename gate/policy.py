@@ -617,6 +617,11 @@ class Registry:
     def known_versions(self, name: str) -> tuple[str, ...]:
         return next((p.known_versions for p in self.chain(name) if p.has_versions), ())
 
+    def series_version(self, name: str, series: str) -> str:
+        """`harbor@2.x`: the newest known release of that series (the series as written when none is known)."""
+        releases = [v for v in self.known_versions(name) if _VERSION.match(v) and _within(v, series)]
+        return max(releases, key=version_tuple, default=series)
+
     def get(self, name: str) -> Profile:
         if name not in self.profiles:
             raise UsageError(
@@ -631,9 +636,7 @@ class Registry:
             raise UsageError(f"{name}@{version}: {version!r} is not a version", f"write {name}@3.12 or {name}@saas")
         effective_version = version if version is not None else self.default_version(name)
         if effective_version is not None and effective_version.endswith(".x"):
-            # "harbor@2.x": the newest known release of that series (the series as written when none is known)
-            series = [v for v in self.known_versions(name) if _VERSION.match(v) and _within(v, effective_version)]
-            effective_version = max(series, key=version_tuple, default=effective_version)
+            effective_version = self.series_version(name, effective_version)
         effective = Effective(name, version)
         for profile in reversed(self.chain(name)):
             self._apply(profile, effective_version, effective)

@@ -314,3 +314,30 @@ def test_archive_children_read_concurrently_stay_intact(tmp_path: Path) -> None:
         assert [n.manifest.digest for n in image.nodes[1:] if n.manifest] == [
             e["digest"] for e in tree.json()["manifests"]
         ]
+
+
+@pytest.mark.parametrize(
+    ("profile", "verdict", "notice"),
+    [
+        ("quay@3.12", "fail", None),
+        ("quay@3.x", "pass", "quay@3.x: read as 3.18, the newest release of that series"),
+        ("quay@4.0", "pass", "quay@4.0: not a version the profile knows (3.5, "),
+        ("dockerhub@3", "pass", "dockerhub@3: the dockerhub profile has no versions"),
+    ],
+)
+def test_versions_the_profile_does_not_list_are_never_silent(profile: str, verdict: str, notice: str | None) -> None:
+    root = Path(__file__).resolve().parent.parent
+    proc = gate(
+        "check",
+        f"oci:{root / 'examples' / 'python-3.12'}:3.12",
+        "--target",
+        f"r.example/a/b:1={profile}",
+        "--format",
+        "json",
+    )
+    t = report(proc)["targets"][0]
+    assert t["verdict"] == verdict
+    if notice is None:
+        assert t["notices"] == []
+    else:
+        assert [n for n in t["notices"] if n.startswith(notice)], t["notices"]
