@@ -341,3 +341,14 @@ def test_versions_the_profile_does_not_list_are_never_silent(profile: str, verdi
         assert t["notices"] == []
     else:
         assert [n for n in t["notices"] if n.startswith(notice)], t["notices"]
+
+
+def test_text_says_when_a_warning_fails_the_gate() -> None:
+    root = Path(__file__).resolve().parent.parent
+    source = f"oci:{root / 'examples' / 'python-3.12'}:3.12"
+    strict = gate("check", source, "--target", "ghcr.io/a/b:1", "--fail-on", "warning")
+    assert strict.returncode == 1
+    assert "WARN  ghcr.io/a/b:1  [ghcr, host ghcr.io]  (fails the gate: --fail-on warning)" in strict.stdout
+    lenient = gate("check", source, "--target", "ghcr.io/a/b:1")
+    assert lenient.returncode == 0
+    assert "WARN  ghcr.io/a/b:1  [ghcr, host ghcr.io]\n" in lenient.stdout

@@ -33,7 +33,10 @@ def render(report: Report) -> str:
     for r in report.results:
         name = r.target.text or f"profile {r.effective.label}"
         out.append("")
-        out.append(f"{_paint(r.verdict, on, r.verdict.upper())}  {name}  [{r.effective.label}, {r.target.chosen_by}]")
+        fails = "  (fails the gate: --fail-on warning)" if r.verdict == "warn" and report.failing(r) else ""
+        out.append(
+            f"{_paint(r.verdict, on, r.verdict.upper())}  {name}  [{r.effective.label}, {r.target.chosen_by}]{fails}"
+        )
         out += [f"  note: {n}" for n in r.notices]
         if not r.findings:
             continue
