@@ -333,16 +333,21 @@ def from_file(path: str, children: str | None, jobs: int) -> mf.Image:
             raise UsageError(f"--children {folder}: no such directory", "pass the folder of saved child manifests")
 
         def fetch(d: mf.Descriptor) -> bytes | None:
-            hexpart = (d.digest or "").partition(":")[2]
+            digest = d.digest or ""
+            hexpart = digest.partition(":")[2]
             if not re.fullmatch(r"[a-f0-9]{64,128}", hexpart):
                 return None
-            for name in (hexpart, f"{hexpart}.json"):
+            for name in (f"{hexpart}.json", hexpart, f"{digest}.json", digest):
                 candidate = os.path.join(folder, name)
                 if os.path.isfile(candidate):
                     if os.path.getsize(candidate) > MAX_MANIFEST_BYTES:
                         raise _too_big(candidate, os.path.getsize(candidate))
                     return Path(candidate).read_bytes()
-            return None
+            raise InspectError(
+                f"--children {folder}: no file for {d.path} ({digest}); looked for {hexpart}.json, {hexpart}, {digest}",
+                f"save it: skopeo inspect --raw docker://REPOSITORY@{digest} > {os.path.join(folder, hexpart)}.json",
+                kind="not-found",
+            )
 
     return resolve(path, top, fetch, jobs)
 

@@ -352,3 +352,17 @@ def test_text_says_when_a_warning_fails_the_gate() -> None:
     lenient = gate("check", source, "--target", "ghcr.io/a/b:1")
     assert lenient.returncode == 0
     assert "WARN  ghcr.io/a/b:1  [ghcr, host ghcr.io]\n" in lenient.stdout
+
+
+def test_children_folder_names_and_a_missing_child(tmp_path: Path) -> None:
+    tree = f.index([f.Entry(f.image(f.Platform("linux", "amd64")), f.Platform("linux", "amd64"))])
+    saved = tmp_path / "top.json"
+    saved.write_bytes(tree.top.data)
+    (tmp_path / "kids").mkdir()
+    child = tree.manifests[0]
+    line = one_line_error(gate("check", str(saved), "--children", str(tmp_path / "kids")), 3)
+    assert f"no file for manifests[0] ({child.digest})" in line and f"> {tmp_path / 'kids' / child.hex}.json" in line
+    (tmp_path / "kids" / f"{child.digest}.json").write_bytes(child.data)
+    proc = gate("check", str(saved), "--children", str(tmp_path / "kids"), "--profile", "oci", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    assert report(proc)["targets"][0]["verdict"] == "pass"
