@@ -83,15 +83,15 @@ def resolve(source: str, top: mf.Manifest, fetch: Fetch | None, jobs: int = 8) -
                 "flatten the index: point the top index straight at image manifests",
                 kind="too-deep",
             )
-        digests = sorted(
-            {d.digest for _, d in wanted if d.digest and d.media_type in mf.MANIFEST_TYPES and fetch is not None}
-        )
+        firsts: dict[str, mf.Descriptor] = {}  # one fetch per distinct child digest
+        for _, d in wanted:
+            if d.digest and d.media_type in mf.MANIFEST_TYPES:
+                firsts.setdefault(d.digest, d)
         fetched: dict[str, bytes | None] = {}
-        if digests and fetch is not None:
-            firsts = list({d.digest: d for _, d in wanted if d.digest in digests}.values())
+        if fetch is not None and firsts:
             with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(firsts)))) as pool:
-                for d, raw in zip(firsts, pool.map(fetch, firsts)):
-                    fetched[d.digest or ""] = raw
+                for digest, raw in zip(firsts, pool.map(fetch, firsts.values())):
+                    fetched[digest] = raw
         parsed: dict[str, mf.Manifest] = {}
         next_level = []
         for node, d in wanted:
