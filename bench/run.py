@@ -98,6 +98,22 @@ def wide_index(entries: int) -> bytes:
     return f.to_json({"schemaVersion": 2, "mediaType": f.OCI_INDEX, "manifests": manifests})
 
 
+def index_with_children(entries: int, folder: Path) -> bytes:
+    """An OCI index of `entries` distinct image manifests, each saved in `folder` as HEX.json."""
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {"mediaType": f.OCI_CONFIG, "digest": f.sha256(b"{}"), "size": 2}
+    manifests = []
+    for i in range(entries):
+        layer = {"mediaType": f.OCI_LAYER_GZIP, "digest": f.sha256(str(i).encode()), "size": 100 + i}
+        child = f.to_json({"schemaVersion": 2, "mediaType": f.OCI_MANIFEST, "config": config, "layers": [layer]})
+        (folder / f"{f.sha256(child).split(':')[1]}.json").write_bytes(child)
+        platform = {"os": "linux", "architecture": "amd64", "variant": f"v{i}"}
+        manifests.append(
+            {"mediaType": f.OCI_MANIFEST, "digest": f.sha256(child), "size": len(child), "platform": platform}
+        )
+    return f.to_json({"schemaVersion": 2, "mediaType": f.OCI_INDEX, "manifests": manifests})
+
+
 def sixteen_platforms() -> f.Tree:
     archs = ["amd64", "arm64", "arm", "386", "ppc64le", "s390x", "riscv64", "mips64le"]
     images = [
@@ -111,6 +127,7 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=0.1, help="seconds the proxy adds to every request")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="fewer runs and 30 references instead of 100")
+    parser.add_argument("--offline", action="store_true", help="only what needs no registry: evaluation, start-up")
     args = parser.parse_args()
     runs = 2 if args.quick else args.runs
     refs_count = 30 if args.quick else 100
@@ -122,52 +139,65 @@ def main() -> None:
     def cold() -> None:
         shutil.rmtree(cache_home / "registry-gate", ignore_errors=True)
 
-    with Registry() as reg, FaultProxy(reg.url, delay=args.delay, max_active=128) as proxy:
-        # -- 1. one 16-entry index ------------------------------------------------------------------------------
-        tree = sixteen_platforms()
-        f.push(reg, "bench/app", "1", tree)
-        ref = f"{proxy.host}/bench/app:1"
-        pinned = f"{proxy.host}/bench/app@{tree.digest}"
-        child = tree.json()["manifests"][0]["digest"]
-        skopeo = "skopeo inspect --raw --tls-verify=false"
-        serial = (
-            f"for d in $({skopeo} docker://{ref} | jq -r '.manifests[].digest'); do "
-            f"{skopeo} docker://{proxy.host}/bench/app@$d >/dev/null; done"
-        )
-        two_calls = f"{skopeo} docker://{ref} >/dev/null && {skopeo} docker://{proxy.host}/bench/app@{child} >/dev/null"
-        parallel = (
-            f"for d in $({skopeo} docker://{ref} | jq -r '.manifests[].digest'); do "
-            f"{skopeo} docker://{proxy.host}/bench/app@$d >/dev/null & done; wait"
-        )
-        check = [GATE, "check", f"docker://{ref}", "--no-tls-verify"]
-        figures["serial loop"] = median_time(lambda: sh(serial), runs)
-        figures["two-call floor"] = median_time(lambda: sh(two_calls), runs)
-        figures["index + 16 children in parallel (shell)"] = median_time(lambda: sh(parallel), runs)
-        figures["check cold (tag)"] = median_time(lambda: run(check, env), runs, setup=cold)
-        figures["check cold (tag) --jobs 16"] = median_time(
-            lambda: run([*check, "--jobs", "16"], env), runs, setup=cold
-        )
-        run([GATE, "check", f"docker://{pinned}", "--no-tls-verify"], env)
-        proxy.clear()
-        figures["check warm (digest-pinned)"] = median_time(
-            lambda: run([GATE, "check", f"docker://{pinned}", "--no-tls-verify"], env), runs
-        )
-        figures["requests to the registry, warm"] = len(proxy.seen)
-        figures["check warm (tag)"] = median_time(lambda: run(check, env), runs)
-
-        # -- 4. --jobs 1 vs --jobs 8 on many references ---------------------------------------------------------
-        listing = cache_home / "refs.txt"
-        lines = []
-        for i in range(refs_count):
-            small = f.index([f.image(f.Platform("linux", "amd64"), layers=[f.layer(f"ref {i}")])])
-            f.push(reg, f"bench/many{i}", "1", small)
-            lines.append(f"docker://{proxy.host}/bench/many{i}:1")
-        listing.write_text("\n".join(lines) + "\n")
-        for jobs in (1, 8):
-            audit = [GATE, "audit", "--from-file", str(listing), "--no-tls-verify", "--jobs", str(jobs), "-f", "json"]
-            figures[f"audit {refs_count} refs --jobs {jobs}"] = median_time(
-                lambda audit=audit: run(audit, env), 1 if args.quick else 2, setup=cold
+    if not args.offline:
+        with Registry() as reg, FaultProxy(reg.url, delay=args.delay, max_active=128) as proxy:
+            # -- 1. one 16-entry index ------------------------------------------------------------------------------
+            tree = sixteen_platforms()
+            f.push(reg, "bench/app", "1", tree)
+            ref = f"{proxy.host}/bench/app:1"
+            pinned = f"{proxy.host}/bench/app@{tree.digest}"
+            child = tree.json()["manifests"][0]["digest"]
+            skopeo = "skopeo inspect --raw --tls-verify=false"
+            serial = (
+                f"for d in $({skopeo} docker://{ref} | jq -r '.manifests[].digest'); do "
+                f"{skopeo} docker://{proxy.host}/bench/app@$d >/dev/null; done"
             )
+            two_calls = (
+                f"{skopeo} docker://{ref} >/dev/null && {skopeo} docker://{proxy.host}/bench/app@{child} >/dev/null"
+            )
+            parallel = (
+                f"for d in $({skopeo} docker://{ref} | jq -r '.manifests[].digest'); do "
+                f"{skopeo} docker://{proxy.host}/bench/app@$d >/dev/null & done; wait"
+            )
+            check = [GATE, "check", f"docker://{ref}", "--no-tls-verify"]
+            figures["serial loop"] = median_time(lambda: sh(serial), runs)
+            figures["two-call floor"] = median_time(lambda: sh(two_calls), runs)
+            figures["index + 16 children in parallel (shell)"] = median_time(lambda: sh(parallel), runs)
+            figures["check cold (tag)"] = median_time(lambda: run(check, env), runs, setup=cold)
+            figures["check cold (tag) --jobs 16"] = median_time(
+                lambda: run([*check, "--jobs", "16"], env), runs, setup=cold
+            )
+            run([GATE, "check", f"docker://{pinned}", "--no-tls-verify"], env)
+            proxy.clear()
+            figures["check warm (digest-pinned)"] = median_time(
+                lambda: run([GATE, "check", f"docker://{pinned}", "--no-tls-verify"], env), runs
+            )
+            figures["requests to the registry, warm"] = len(proxy.seen)
+            figures["check warm (tag)"] = median_time(lambda: run(check, env), runs)
+
+            # -- 4. --jobs 1 vs --jobs 8 on many references ---------------------------------------------------------
+            listing = cache_home / "refs.txt"
+            lines = []
+            for i in range(refs_count):
+                small = f.index([f.image(f.Platform("linux", "amd64"), layers=[f.layer(f"ref {i}")])])
+                f.push(reg, f"bench/many{i}", "1", small)
+                lines.append(f"docker://{proxy.host}/bench/many{i}:1")
+            listing.write_text("\n".join(lines) + "\n")
+            for jobs in (1, 8):
+                audit = [
+                    GATE,
+                    "audit",
+                    "--from-file",
+                    str(listing),
+                    "--no-tls-verify",
+                    "--jobs",
+                    str(jobs),
+                    "-f",
+                    "json",
+                ]
+                figures[f"audit {refs_count} refs --jobs {jobs}"] = median_time(
+                    lambda audit=audit: run(audit, env), 1 if args.quick else 2, setup=cold
+                )
 
     # -- 2. evaluation, in process ----------------------------------------------------------------------------
     sys.path.insert(0, str(ROOT))
@@ -190,6 +220,18 @@ def main() -> None:
         figures[f"evaluate {entries} entries x {len(profiles)} profiles (CPU)"] = cpu_time(evaluate_all, max(runs, 3))
         figures[f"evaluate {entries} entries: Python function calls"] = calls(evaluate_all)
 
+        # with every child read from a folder (saved file + --children): the whole resolve path, no network
+        kids = folder / f"children-{entries}"
+        path = folder / f"index-{entries}-children.json"
+        path.write_bytes(index_with_children(entries, kids))
+
+        def resolve_all(path: Path = path, kids: Path = kids) -> None:
+            image = open_source(str(path), children=str(kids))
+            for name in profiles:
+                evaluate(image, Target(None, None, name, None, "--profile"), policies)
+
+        figures[f"resolve + evaluate {entries} children (CPU)"] = cpu_time(resolve_all, max(runs, 3))
+
     # -- 3. start-up --------------------------------------------------------------------------------------------
     run([GATE, "--version"], env)  # the skopeo version is cached after the first run
     figures["registry-gate --version"] = median_time(lambda: run([GATE, "--version"], env), 20)
@@ -208,19 +250,26 @@ def main() -> None:
             print(f"  {name:<48} {value:8.0f}")
         else:
             print(f"  {name:<48} {value:8.3f} s")
-    e = [figures[f"evaluate {n} entries x {len(profiles)} profiles (CPU)"] for n in (100, 1_000, 10_000)]
-    ratios = {
-        "check cold / two-call floor": figures["check cold (tag)"] / figures["two-call floor"],
-        "check cold --jobs 16 / two-call floor": figures["check cold (tag) --jobs 16"] / figures["two-call floor"],
-        "serial loop / check cold": figures["serial loop"] / figures["check cold (tag)"],
-        "--version / import typer": figures["registry-gate --version"] / figures["python -c 'import typer'"],
-        "evaluate 1,000 / 100": e[1] / e[0],
-        "evaluate 10,000 / 1,000": e[2] / e[1],
-        "evaluate 10,000 / 1,000 (function calls)": figures["evaluate 10000 entries: Python function calls"]
-        / figures["evaluate 1000 entries: Python function calls"],
-        "audit --jobs 1 / --jobs 8": figures[f"audit {refs_count} refs --jobs 1"]
-        / figures[f"audit {refs_count} refs --jobs 8"],
+    each = f"x {len(profiles)} profiles (CPU)"
+    pairs = {
+        "check cold / two-call floor": ("check cold (tag)", "two-call floor"),
+        "check cold --jobs 16 / two-call floor": ("check cold (tag) --jobs 16", "two-call floor"),
+        "serial loop / check cold": ("serial loop", "check cold (tag)"),
+        "serial loop / check cold --jobs 16": ("serial loop", "check cold (tag) --jobs 16"),
+        "--version / import typer": ("registry-gate --version", "python -c 'import typer'"),
+        "evaluate 1,000 / 100": (f"evaluate 1000 entries {each}", f"evaluate 100 entries {each}"),
+        "evaluate 10,000 / 1,000": (f"evaluate 10000 entries {each}", f"evaluate 1000 entries {each}"),
+        "evaluate 10,000 / 1,000 (function calls)": (
+            "evaluate 10000 entries: Python function calls",
+            "evaluate 1000 entries: Python function calls",
+        ),
+        "resolve + evaluate 10,000 / 1,000 children": (
+            "resolve + evaluate 10000 children (CPU)",
+            "resolve + evaluate 1000 children (CPU)",
+        ),
+        "audit --jobs 1 / --jobs 8": (f"audit {refs_count} refs --jobs 1", f"audit {refs_count} refs --jobs 8"),
     }
+    ratios = {name: figures[a] / figures[b] for name, (a, b) in pairs.items() if a in figures and b in figures}
     print("ratios")
     for name, value in ratios.items():
         print(f"  {name:<48} {value:8.2f}x")
