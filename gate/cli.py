@@ -358,11 +358,18 @@ def hook_install_cmd(
     try:
         from pathlib import Path
 
+        from gate.config import discover
         from gate.hook import install
 
         hook = install(Path.cwd(), force)
         typer.echo(f"installed {hook}: `git push` now runs `registry-gate hook run` first")
         typer.echo("note: it runs on `git push`, not `docker push`; to push images use `registry-gate push SRC DEST`")
+        if discover(None) is None:
+            typer.echo(
+                "warning: no .registry-gate.yaml here yet: every `git push` will stop until one lists `images:` "
+                "and `targets:` (see docs/hooks.md)",
+                err=True,
+            )
     except Exception as exc:
         _die(exc)
 

@@ -103,3 +103,13 @@ def test_hook_run_takes_the_worst_exit_code(tmp_path: Path) -> None:
     proc = gate("hook", "run", cwd=tmp_path, tmp=tmp_path)
     assert proc.returncode == 2, proc.stdout + proc.stderr  # a missing layout is bad input (2), worse than fail (1)
     assert proc.stdout.count("registry-gate hook: checking") == 2
+
+
+def test_install_warns_when_there_is_no_config_yet(tmp_path: Path) -> None:
+    work = tmp_path / "bare"
+    assert git("init", "-q", str(work), cwd=tmp_path, tmp=tmp_path).returncode == 0
+    proc = gate("hook", "install", cwd=work, tmp=tmp_path)
+    assert proc.returncode == 0
+    assert "warning: no .registry-gate.yaml here yet" in proc.stderr
+    configured = repo_with_remote(tmp_path, f"images: [{EXAMPLE}]\n")
+    assert "warning" not in gate("hook", "install", cwd=configured, tmp=tmp_path).stderr
