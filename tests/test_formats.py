@@ -226,3 +226,10 @@ def test_sarif_artifact_uri_is_repository_relative(tmp_path: Path) -> None:
     assert artifact_uri("oci-archive:build/app.tar:1", tmp_path) == "build/app.tar"
     assert artifact_uri("docker://quay.io/a/b:1", tmp_path) == ".registry-gate.yaml"
     assert artifact_uri("oci:/elsewhere/layout", tmp_path) == ".registry-gate.yaml"
+
+
+def test_output_dash_is_stdout() -> None:
+    assert plan(["json"], ["-"], env={}) == [("json", None)]
+    assert plan(["json", "sarif"], ["-", "r.sarif"], env={}) == [("json", None), ("sarif", "r.sarif")]
+    with pytest.raises(UsageError, match="would all go to stdout"):
+        plan(["json", "sarif"], ["-"], env={})

@@ -39,12 +39,14 @@ def plan(formats: list[str], outputs: list[str], env: Mapping[str, str] | None =
             )
     if not formats:
         paired = ["github" if env.get("GITHUB_ACTIONS") == "true" else "text"]
-    if len(paired) > 1:
-        raise UsageError(f"formats {', '.join(paired)} would all go to stdout", "give each but one an --output FILE")
     planned += [(fmt, None) for fmt in paired]
     for named, file in planned:
         if file == "":
             raise UsageError(f"--output {named}= names no file", f"write --output {named}=FILE")
+    planned = [(fmt, None if file == "-" else file) for fmt, file in planned]  # `-o -` is stdout, as usual
+    to_stdout = [fmt for fmt, file in planned if file is None]
+    if len(to_stdout) > 1:
+        raise UsageError(f"formats {', '.join(to_stdout)} would all go to stdout", "give each but one an --output FILE")
     return planned
 
 
