@@ -28,6 +28,13 @@ def _json(doc: Any) -> str:
     return json.dumps(doc, indent=2) + "\n"
 
 
+def _compact(items: list[str], last: bool = False) -> str:
+    """A narrow cell: the first item and `+N` (or the first and the last, `3.5..3.18`). JSON has them all."""
+    if len(items) <= 1:
+        return ",".join(items) or "-"
+    return f"{items[0]}..{items[-1]}" if last else f"{items[0]}+{len(items) - 1}"
+
+
 def _table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     rows = [list(headers), *(list(r) for r in rows)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(headers) - 1)]
@@ -221,9 +228,9 @@ def profiles_command(policy_files: Sequence[str], fmt: str) -> str:
             (
                 r["name"],
                 r["kind"],
-                ",".join(r["hosts"]) or "-",
+                _compact(r["hosts"]),
                 r["default_version"] or "-",
-                ",".join(r["known_versions"]) or "-",
+                _compact(r["known_versions"], last=True),
                 r["extends"] or "-",
                 r["summary"] + ("" if r["builtin"] else f" [{r['file']}]"),
             )

@@ -168,11 +168,12 @@ def test_profiles_lists_builtins_with_versions_and_hosts() -> None:
     registry = Registry()
     assert sorted(rows) == sorted(registry.profiles)
     for name, p in registry.profiles.items():
+        hosts, known = list(p.hosts), list(registry.known_versions(name))
         assert rows[name][1:6] == [
             p.kind,
-            ",".join(p.hosts) or "-",
+            hosts[0] + (f"+{len(hosts) - 1}" if len(hosts) > 1 else "") if hosts else "-",
             registry.default_version(name) or "-",
-            ",".join(registry.known_versions(name)) or "-",
+            f"{known[0]}..{known[-1]}" if len(known) > 1 else (known[0] if known else "-"),
             p.extends or "-",
         ]
 
