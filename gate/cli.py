@@ -68,7 +68,7 @@ def check(
     authfile: str | None = typer.Option(None, "--authfile", help="Registry auth file (default REGISTRY_AUTH_FILE)."),
     cert_dir: str | None = typer.Option(None, "--cert-dir", help="Folder of CA certificates for the registry."),
     children: str | None = typer.Option(None, "--children", help="Folder of child manifests for a saved manifest."),
-    jobs: int = typer.Option(8, "--jobs", "-j", min=1, max=64, help="Child manifests fetched at once."),
+    jobs: int = typer.Option(16, "--jobs", "-j", min=1, max=64, help="Child manifests fetched at once."),
     timeout: float = typer.Option(60.0, "--timeout", min=1, help="Seconds allowed for each skopeo call."),
     deadline: float | None = typer.Option(None, "--deadline", min=1, help="Seconds allowed for the whole run."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the manifest cache on disk."),
@@ -294,7 +294,7 @@ def push(
     tls_verify: bool | None = typer.Option(None, "--tls-verify/--no-tls-verify", help="Verify registry TLS."),
     authfile: str | None = typer.Option(None, "--authfile", help="Registry auth file (default REGISTRY_AUTH_FILE)."),
     cert_dir: str | None = typer.Option(None, "--cert-dir", help="Folder of CA certificates for the registry."),
-    jobs: int = typer.Option(8, "--jobs", "-j", min=1, max=64, help="Child manifests fetched at once."),
+    jobs: int = typer.Option(16, "--jobs", "-j", min=1, max=64, help="Child manifests fetched at once."),
     timeout: float = typer.Option(60.0, "--timeout", min=1, help="Seconds allowed for each skopeo call."),
 ) -> None:
     """Check SOURCE against DEST's profile; copy it with skopeo (all platforms) only when it passes."""

@@ -26,6 +26,12 @@ from gate.errors import InspectError, UsageError
 if TYPE_CHECKING:
     from gate.cache import Cache
 
+def _status(codes: str) -> str:
+    """An HTTP status in skopeo's words ("status code: 404", "received unexpected HTTP status: 500 ...",
+    "404 (Not Found)"), never a bare number, which may be part of a tag or repository name (`app:1.404`)."""
+    return rf"(?:status|code)[^0-9\n]{{0,24}}\b(?:{codes})\b|\b(?:{codes}) \(?(?-i:[A-Z][a-z]+)"
+
+
 # kind -> (stderr pattern, case-insensitive, what the user should do). Checked in order: the first match wins.
 # Compiled on first use: `registry-gate --version` imports this module and should not pay for them.
 _KINDS: list[tuple[str, str, str]] = [
@@ -36,20 +42,20 @@ _KINDS: list[tuple[str, str, str]] = [
     ),
     (
         "rate-limit",
-        (r"toomanyrequests|too many requests|rate limit|\b429\b"),
+        (r"toomanyrequests|too many requests|rate limit|" + _status("429")),
         "wait and retry, or authenticate (--authfile) to raise the registry's pull limit",
     ),
     (
         "auth",
         (
             r"unauthorized|authentication required|requested access to the resource is denied|denied:|"
-            r"\b401\b|\b403\b|forbidden|invalid username/password"
+            r"forbidden|invalid username/password|" + _status("401|403")
         ),
         "log in first (skopeo login HOST, or pass --authfile FILE / set REGISTRY_AUTH_FILE)",
     ),
     (
         "not-found",
-        (r"manifest unknown|name unknown|not found|\b404\b|no such image|does not exist"),
+        (r"manifest unknown|name unknown|not found|no such image|does not exist|" + _status("404")),
         "check the repository and tag (skopeo list-tags docker://HOST/REPOSITORY lists the tags)",
     ),
     (
@@ -67,7 +73,7 @@ _KINDS: list[tuple[str, str, str]] = [
     ),
     (
         "server",
-        (r"\b50[0-4]\b|internal server error|bad gateway|service unavailable|gateway timeout"),
+        (r"internal server error|bad gateway|service unavailable|gateway timeout|" + _status("50[0-4]")),
         "the registry answered with a server error; retry later",
     ),
 ]
