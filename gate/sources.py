@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+import stat
 import tarfile
 import threading
 from collections.abc import Callable
@@ -223,11 +224,13 @@ class _DirLayout(_Layout):
                 kind="layout",
             )
         try:
-            size = os.stat(path).st_size
+            info = os.stat(path)
         except FileNotFoundError:
             return None
-        if size > MAX_MANIFEST_BYTES:
-            raise _too_big(f"{self.location}/{name}", size)
+        if not stat.S_ISREG(info.st_mode):  # a folder, a FIFO (which would block forever), a device
+            raise InspectError(f"{self.location}: {name} is not a regular file", "re-export the layout", kind="layout")
+        if info.st_size > MAX_MANIFEST_BYTES:
+            raise _too_big(f"{self.location}/{name}", info.st_size)
         return Path(path).read_bytes()
 
 

@@ -331,3 +331,25 @@ def test_environment_is_not_needed() -> None:
         [*GATE, "--help"], capture_output=True, text=True, preexec_fn=_limit_memory, check=False, env={**os.environ}
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_layout_blob_that_is_a_fifo_or_a_folder_is_refused(tmp_path: Path) -> None:
+    """A FIFO would block a plain read forever; a folder would raise IsADirectoryError."""
+    import os
+
+    tree = f.index([f.Entry(f.image(f.Platform("linux", "amd64")), f.Platform("linux", "amd64"))])
+    for kind in ("fifo", "dir"):
+        layout = tmp_path / kind
+        f.write_layout(layout, "1", tree)
+        child = layout / "blobs" / "sha256" / tree.manifests[0].hex
+        child.unlink()
+        os.mkfifo(child) if kind == "fifo" else child.mkdir()
+        proc = subprocess.run(
+            [sys.executable, "-m", "gate", "check", f"oci:{layout}:1"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert proc.returncode == 3, proc.stderr
+        assert "is not a regular file" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
