@@ -31,4 +31,7 @@ if [ ! -e "$_stamp" ]; then
   rm -f .venv/.installed-*
   touch "$_stamp"
 fi
+# Byte-compile the package: the editable install has no .pyc, and where PYTHONDONTWRITEBYTECODE is set every run
+# would otherwise compile it again (about 40 ms of each start).
+.venv/bin/python -m compileall -q gate >/dev/null
 unset _need _sudo _extras _stamp
