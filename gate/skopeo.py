@@ -26,6 +26,7 @@ from gate.errors import InspectError, UsageError
 if TYPE_CHECKING:
     from gate.cache import Cache
 
+
 def _status(codes: str) -> str:
     """An HTTP status in skopeo's words ("status code: 404", "received unexpected HTTP status: 500 ...",
     "404 (Not Found)"), never a bare number, which may be part of a tag or repository name (`app:1.404`)."""
