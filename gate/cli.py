@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
-from typing import NoReturn
+from collections.abc import Callable
+from typing import NoReturn, ParamSpec
 
+import click
 import typer
 
 from gate import __version__
@@ -34,6 +37,24 @@ def _die(exc: Exception) -> NoReturn:
     raise typer.Exit(EXIT_INSPECT)
 
 
+P = ParamSpec("P")
+
+
+def _guarded(command: Callable[P, None]) -> Callable[P, None]:
+    """Every command's errors leave as one line and a distinct exit code, never a traceback."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            command(*args, **kwargs)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise  # typer's own exits and usage errors
+        except Exception as exc:
+            _die(exc)
+
+    return run
+
+
 def _version(value: bool) -> None:
     if value:
         from gate.cache import Cache
@@ -52,6 +73,7 @@ def main_options(
 
 
 @app.command()
+@_guarded
 def check(
     source: str = typer.Argument(..., help="docker://REF, oci:DIR[:TAG], oci-archive:FILE[:TAG] or a saved manifest."),
     target: list[str] = typer.Option([], "--target", "-t", help="REF[=PROFILE[@VERSION]] you will push to (repeat)."),
@@ -74,33 +96,30 @@ def check(
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the manifest cache on disk."),
 ) -> None:
     """Check SOURCE against the policy of every target registry."""
-    try:
-        from gate.cache import Cache
-        from gate.skopeo import Options, session
-        from gate.sources import open_in_background
+    from gate.cache import Cache
+    from gate.skopeo import Options, session
+    from gate.sources import open_in_background
 
-        options = Options(tls_verify, authfile, cert_dir, timeout, deadline=_deadline(deadline))
-        with session(options, _hosts([source])) as skopeo:
-            # The registry answers while the rest is imported and the policies load.
-            opened = open_in_background(source, skopeo, jobs, children, Cache(disk=not no_cache))
-            from gate.config import settle
-            from gate.engine import evaluate, plan_targets
-            from gate.errors import EXIT_FAIL, EXIT_PASS
-            from gate.policy import Registry
-            from gate.report import Report, outputs
+    options = Options(tls_verify, authfile, cert_dir, timeout, deadline=_deadline(deadline))
+    with session(options, _hosts([source])) as skopeo:
+        # The registry answers while the rest is imported and the policies load.
+        opened = open_in_background(source, skopeo, jobs, children, Cache(disk=not no_cache))
+        from gate.config import settle
+        from gate.engine import evaluate, plan_targets
+        from gate.errors import EXIT_FAIL, EXIT_PASS
+        from gate.policy import Registry
+        from gate.report import Report, outputs
 
-            planned = outputs.plan(fmt, output)
-            run = settle(config, no_waivers, policy, target, profile, fail_on)
-            registry = Registry(run.policies)
-            targets = plan_targets(run.targets, run.profiles, registry, run.registries)
-            image = opened()
-        results = [evaluate(image, t, registry) for t in targets]
-        run.waive(results, image.top.digest)
-        report = Report(image.source, image.top.digest, image.top.type, results, run.notices, run.fail_on)
-        outputs.write(report, planned)
-        code = EXIT_FAIL if any(report.failing(r) for r in results) else EXIT_PASS
-    except Exception as exc:
-        _die(exc)
+        planned = outputs.plan(fmt, output)
+        run = settle(config, no_waivers, policy, target, profile, fail_on)
+        registry = Registry(run.policies)
+        targets = plan_targets(run.targets, run.profiles, registry, run.registries)
+        image = opened()
+    results = [evaluate(image, t, registry) for t in targets]
+    run.waive(results, image.top.digest)
+    report = Report(image.source, image.top.digest, image.top.type, results, run.notices, run.fail_on)
+    outputs.write(report, planned)
+    code = EXIT_FAIL if any(report.failing(r) for r in results) else EXIT_PASS
     raise typer.Exit(code)
 
 
@@ -111,29 +130,25 @@ _POLICY = typer.Option([], "--policy", help="Extra policy YAML file (repeat).")
 
 
 @app.command("rules")
+@_guarded
 def rules_cmd(fmt: str = _FORMAT) -> None:
     """List every rule: id, family, default severity, summary."""
-    try:
-        from gate.catalog_cli import rules_command
+    from gate.catalog_cli import rules_command
 
-        sys.stdout.write(rules_command(fmt))
-    except Exception as exc:
-        _die(exc)
+    sys.stdout.write(rules_command(fmt))
 
 
 @app.command("explain")
+@_guarded
 def explain_cmd(
     rule: str = typer.Argument(..., help="A rule id (registry-gate rules lists them)."),
     policy: list[str] = _POLICY,
     fmt: str = _FORMAT,
 ) -> None:
     """Explain a rule: what, why, parameters, examples, fix, sources and the profiles that run it."""
-    try:
-        from gate.catalog_cli import explain_command
+    from gate.catalog_cli import explain_command
 
-        sys.stdout.write(explain_command(rule, policy, fmt))
-    except Exception as exc:
-        _die(exc)
+    sys.stdout.write(explain_command(rule, policy, fmt))
 
 
 profiles_app = typer.Typer(help="List the registry profiles, or show one's effective rules.", no_args_is_help=False)
@@ -141,31 +156,27 @@ app.add_typer(profiles_app, name="profiles")
 
 
 @profiles_app.callback(invoke_without_command=True)
+@_guarded
 def profiles_cmd(ctx: typer.Context, policy: list[str] = _POLICY, fmt: str = _FORMAT) -> None:
     """List the profiles: name, kind, hosts, versions, extends, summary."""
     if ctx.invoked_subcommand is not None:
         return
-    try:
-        from gate.catalog_cli import profiles_command
+    from gate.catalog_cli import profiles_command
 
-        sys.stdout.write(profiles_command(policy, fmt))
-    except Exception as exc:
-        _die(exc)
+    sys.stdout.write(profiles_command(policy, fmt))
 
 
 @profiles_app.command("show")
+@_guarded
 def profiles_show_cmd(
     profile: str = typer.Argument(..., help="PROFILE or PROFILE@VERSION, e.g. quay@3.12."),
     policy: list[str] = _POLICY,
     fmt: str = _FORMAT,
 ) -> None:
     """Show the effective rules of a profile (after extends and version conditions) and where each came from."""
-    try:
-        from gate.catalog_cli import profile_show_command
+    from gate.catalog_cli import profile_show_command
 
-        sys.stdout.write(profile_show_command(profile, policy, fmt))
-    except Exception as exc:
-        _die(exc)
+    sys.stdout.write(profile_show_command(profile, policy, fmt))
 
 
 policy_app = typer.Typer(help="Validate policy files, or print their JSON Schema.", no_args_is_help=True)
@@ -173,28 +184,24 @@ app.add_typer(policy_app, name="policy")
 
 
 @policy_app.command("validate")
+@_guarded
 def policy_validate_cmd(files: list[str] = typer.Argument(..., help="Policy YAML files.")) -> None:
     """Validate policy files strictly: `FILE: ok`, or `file:line: problem` and exit 2."""
-    try:
-        from gate.catalog_cli import validate_command
+    from gate.catalog_cli import validate_command
 
-        out, err, code = validate_command(files)
-        sys.stdout.write(out)
-        sys.stderr.write(err)
-    except Exception as exc:
-        _die(exc)
+    out, err, code = validate_command(files)
+    sys.stdout.write(out)
+    sys.stderr.write(err)
     raise typer.Exit(code)
 
 
 @policy_app.command("schema")
+@_guarded
 def policy_schema_cmd() -> None:
     """Print the JSON Schema (draft 2020-12) of a policy file, for editors."""
-    try:
-        from gate.catalog_cli import schema_command
+    from gate.catalog_cli import schema_command
 
-        sys.stdout.write(schema_command())
-    except Exception as exc:
-        _die(exc)
+    sys.stdout.write(schema_command())
 
 
 def _deadline(seconds: float | None) -> float | None:
@@ -219,6 +226,7 @@ def _hosts(sources: list[str]) -> set[str]:
 
 
 @app.command()
+@_guarded
 def audit(
     sources: list[str] = typer.Argument(
         None, help="Sources as for check; HOST/REPOSITORY with no tag means each of its tags.", show_default=False
@@ -244,36 +252,33 @@ def audit(
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the manifest cache on disk."),
 ) -> None:
     """Check many sources (a repository's tags, a list) at once; one report, the worst exit code."""
-    try:
-        from gate import audit as bulk
-        from gate.cache import Cache
-        from gate.config import settle
-        from gate.engine import plan_targets
-        from gate.errors import UsageError
-        from gate.policy import Registry
-        from gate.report import audit as audit_report
-        from gate.skopeo import Options, session
+    from gate import audit as bulk
+    from gate.cache import Cache
+    from gate.config import settle
+    from gate.engine import plan_targets
+    from gate.errors import UsageError
+    from gate.policy import Registry
+    from gate.report import audit as audit_report
+    from gate.skopeo import Options, session
 
-        if fmt not in ("text", "json"):
-            raise UsageError(f"--format {fmt!r} is not one of text, json", "pick one of them")
-        specs = list(sources or []) + (bulk.read_list(from_file) if from_file else [])
-        if not specs:
-            raise UsageError("no sources", "name sources as arguments or pass --from-file FILE")
-        which = bulk.parse_shard(shard)
-        run = settle(config, no_waivers, policy, target, profile, fail_on)
-        registry = Registry(run.policies)
-        targets = plan_targets(run.targets, run.profiles, registry, run.registries)
-        options = Options(tls_verify, authfile, cert_dir, timeout, deadline=_deadline(deadline))
-        specs = [bulk.normalise(s) for s in specs]
-        with session(options, _hosts(specs), jobs) as skopeo:
-            expanded = [s for s in bulk.expand(specs, tags, skopeo, jobs) if bulk.in_shard(s, which)]
-            progress = bulk.Progress()
-            outcomes = bulk.run(expanded, targets, registry, skopeo, jobs, Cache(disk=not no_cache), progress, run)
-            progress.close()
-        code = bulk.worst_exit(outcomes)
-        sys.stdout.write(audit_report.render(outcomes, fmt, code, which))
-    except Exception as exc:
-        _die(exc)
+    if fmt not in ("text", "json"):
+        raise UsageError(f"--format {fmt!r} is not one of text, json", "pick one of them")
+    specs = list(sources or []) + (bulk.read_list(from_file) if from_file else [])
+    if not specs:
+        raise UsageError("no sources", "name sources as arguments or pass --from-file FILE")
+    which = bulk.parse_shard(shard)
+    run = settle(config, no_waivers, policy, target, profile, fail_on)
+    registry = Registry(run.policies)
+    targets = plan_targets(run.targets, run.profiles, registry, run.registries)
+    options = Options(tls_verify, authfile, cert_dir, timeout, deadline=_deadline(deadline))
+    specs = [bulk.normalise(s) for s in specs]
+    with session(options, _hosts(specs), jobs) as skopeo:
+        expanded = [s for s in bulk.expand(specs, tags, skopeo, jobs) if bulk.in_shard(s, which)]
+        progress = bulk.Progress()
+        outcomes = bulk.run(expanded, targets, registry, skopeo, jobs, Cache(disk=not no_cache), progress, run)
+        progress.close()
+    code = bulk.worst_exit(outcomes)
+    sys.stdout.write(audit_report.render(outcomes, fmt, code, which))
     raise typer.Exit(code)
 
 
@@ -281,6 +286,7 @@ def audit(
 
 
 @app.command()
+@_guarded
 def push(
     source: str = typer.Argument(..., help="docker://REF, oci:DIR[:TAG] or oci-archive:FILE[:TAG]."),
     dest: str = typer.Argument(..., help="Destination reference (docker:// optional)."),
@@ -298,16 +304,13 @@ def push(
     timeout: float = typer.Option(60.0, "--timeout", min=1, help="Seconds allowed for each skopeo call."),
 ) -> None:
     """Check SOURCE against DEST's profile; copy it with skopeo (all platforms) only when it passes."""
-    try:
-        from gate.config import settle
-        from gate.push import push as run_push
-        from gate.skopeo import Options
+    from gate.config import settle
+    from gate.push import push as run_push
+    from gate.skopeo import Options
 
-        run = settle(config, no_waivers, policy, [], [], fail_on)
-        options = Options(tls_verify, authfile, cert_dir, timeout)
-        code = run_push(source, dest, profile, fix, dry_run, run, options, jobs)
-    except Exception as exc:
-        _die(exc)
+    run = settle(config, no_waivers, policy, [], [], fail_on)
+    options = Options(tls_verify, authfile, cert_dir, timeout)
+    code = run_push(source, dest, profile, fix, dry_run, run, options, jobs)
     raise typer.Exit(code)
 
 
@@ -316,34 +319,28 @@ app.add_typer(config_app, name="config")
 
 
 @config_app.command("schema")
+@_guarded
 def config_schema_cmd() -> None:
     """Print the JSON Schema of .registry-gate.yaml (for editors and linters)."""
-    try:
-        import json
+    import json
 
-        from gate.config import schema
+    from gate.config import schema
 
-        sys.stdout.write(json.dumps(schema(), indent=2) + "\n")
-    except Exception as exc:
-        _die(exc)
+    sys.stdout.write(json.dumps(schema(), indent=2) + "\n")
 
 
 @config_app.command("path")
+@_guarded
 def config_path_cmd(config: str | None = typer.Option(None, "--config", help="Config file to check.")) -> None:
     """Print the config file that would be used (after validating it), or say there is none."""
-    try:
-        from gate.config import discover, load
+    from gate.config import discover, load
 
-        path = discover(config)
-        if path is None:
-            typer.echo("no config file (looked for --config, REGISTRY_GATE_CONFIG, ./.registry-gate.yaml, XDG)")
-            raise typer.Exit(0)
-        load(path)
-        typer.echo(str(path))
-    except typer.Exit:
-        raise
-    except Exception as exc:
-        _die(exc)
+    path = discover(config)
+    if path is None:
+        typer.echo("no config file (looked for --config, REGISTRY_GATE_CONFIG, ./.registry-gate.yaml, XDG)")
+        raise typer.Exit(0)
+    load(path)
+    typer.echo(str(path))
 
 
 hook_app = typer.Typer(help="Git pre-push hook: install it, or run what it runs.", no_args_is_help=True)
@@ -351,53 +348,47 @@ app.add_typer(hook_app, name="hook")
 
 
 @hook_app.command("install")
+@_guarded
 def hook_install_cmd(
     force: bool = typer.Option(False, "--force", help="Replace an existing pre-push hook that is not ours."),
 ) -> None:
     """Write .git/hooks/pre-push: `git push` then checks the config's images (not on `docker push`)."""
-    try:
-        from pathlib import Path
+    from pathlib import Path
 
-        from gate.config import discover
-        from gate.hook import install
+    from gate.config import discover
+    from gate.hook import install
 
-        hook = install(Path.cwd(), force)
-        typer.echo(f"installed {hook}: `git push` now runs `registry-gate hook run` first")
-        typer.echo("note: it runs on `git push`, not `docker push`; to push images use `registry-gate push SRC DEST`")
-        if discover(None) is None:
-            typer.echo(
-                "warning: no .registry-gate.yaml here yet: every `git push` will stop until one lists `images:` "
-                "and `targets:` (see docs/hooks.md)",
-                err=True,
-            )
-    except Exception as exc:
-        _die(exc)
+    hook = install(Path.cwd(), force)
+    typer.echo(f"installed {hook}: `git push` now runs `registry-gate hook run` first")
+    typer.echo("note: it runs on `git push`, not `docker push`; to push images use `registry-gate push SRC DEST`")
+    if discover(None) is None:
+        typer.echo(
+            "warning: no .registry-gate.yaml here yet: every `git push` will stop until one lists `images:` "
+            "and `targets:` (see docs/hooks.md)",
+            err=True,
+        )
 
 
 @hook_app.command("run")
+@_guarded
 def hook_run_cmd(
     config: str | None = typer.Option(None, "--config", help="Config file (default: discovered)."),
     no_waivers: bool = typer.Option(False, "--no-waivers", help="Ignore the config's waivers."),
 ) -> None:
     """Check every `images:` entry of the config against its targets; the worst exit code wins."""
-    try:
-        from gate.hook import run as run_hook
+    from gate.hook import run as run_hook
 
-        code = run_hook(config, no_waivers)
-    except Exception as exc:
-        _die(exc)
+    code = run_hook(config, no_waivers)
     raise typer.Exit(code)
 
 
 @app.command("action", hidden=True)
+@_guarded
 def action_cmd() -> None:
     """The GitHub Action's step (inputs from INPUT_* variables); see action.yml."""
-    try:
-        from gate.action import run as run_action
+    from gate.action import run as run_action
 
-        code = run_action()
-    except Exception as exc:
-        _die(exc)
+    code = run_action()
     raise typer.Exit(code)
 
 
