@@ -311,7 +311,13 @@ def from_layout(spec: str, archive: bool, jobs: int) -> mf.Image:
         raise InspectError(f"{source}: blob {entry.digest} is missing", "re-export the layout", kind="layout")
     if mf.verify(raw, entry.digest) is False:
         raise InspectError(f"{source}: blob {entry.digest} does not match its digest", "re-export it", kind="digest")
-    top = _parse(raw, entry.media_type, source, entry.digest)
+    try:
+        top = _parse(raw, entry.media_type, source, entry.digest)
+    except ManifestError as exc:
+        raise ManifestError(
+            f"{source}: entry {entry.digest} ({entry.media_type}): {exc.problem}",
+            "point the tag at an image manifest or an index",
+        ) from None
     return resolve(source, top, lambda d: layout.blob(d.digest or ""), jobs)
 
 

@@ -353,3 +353,20 @@ def test_layout_blob_that_is_a_fifo_or_a_folder_is_refused(tmp_path: Path) -> No
         )
         assert proc.returncode == 3, proc.stderr
         assert "is not a regular file" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_layout_tag_that_points_at_a_layer_names_the_layout_and_entry(tmp_path: Path) -> None:
+    blob = f.layer("x").blob
+    tree = f.Tree(blob)
+    f.write_layout(tmp_path / "l", "1", tree)
+    proc = subprocess.run(
+        [sys.executable, "-m", "gate", "check", f"oci:{tmp_path / 'l'}:1"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 2
+    line = proc.stderr.strip()
+    assert f"oci:{tmp_path / 'l'}:1: entry {blob.digest} ({blob.media_type}): not a manifest" in line
+    assert len(line.splitlines()) == 1
