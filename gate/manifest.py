@@ -136,14 +136,6 @@ class Manifest:
         """What the document is: its own `mediaType`, else what it was served as, else what its shape says."""
         return self.media_type or self.declared_type or guess_type(self.data)
 
-    @property
-    def is_docker(self) -> bool:
-        return (self.type or "") in DOCKER_MANIFEST_TYPES
-
-    @property
-    def is_oci(self) -> bool:
-        return (self.type or "") in OCI_MANIFEST_TYPES
-
 
 class _Reader:
     """Collects typed values and records a problem for each one of the wrong type."""

@@ -560,11 +560,6 @@ class Registry:
         self.profiles[profile.name] = profile
         return profile
 
-    def add_file(self, path: Path) -> Profile:
-        profile = self.add(self.parse_file(path))
-        self.check_links(profile)
-        return profile
-
     def check_links(self, profile: Profile) -> None:
         """`extends` names a known profile and does not loop (errors name the file and line)."""
         chain = [profile.name]

@@ -30,13 +30,6 @@ class Reference:
     def name(self) -> str:
         return f"{self.host}/{self.repository}"
 
-    @property
-    def hostname(self) -> str:
-        """The host without its port."""
-        if self.host.startswith("["):
-            return self.host.split("]")[0] + "]"
-        return self.host.rsplit(":", 1)[0] if ":" in self.host else self.host
-
     def __str__(self) -> str:
         out = self.name
         if self.tag:
