@@ -257,6 +257,10 @@ class _TarLayout(_Layout):
                 )
             if member.isfile():
                 self.members[name] = member
+            elif member.islnk():  # a hard link names an earlier member of the same archive
+                target = self.members.get(posixpath.normpath(member.linkname))
+                if target is not None:
+                    self.members[name] = target
 
     def read(self, name: str) -> bytes | None:
         member = self.members.get(name)

@@ -370,3 +370,34 @@ def test_layout_tag_that_points_at_a_layer_names_the_layout_and_entry(tmp_path: 
     line = proc.stderr.strip()
     assert f"oci:{tmp_path / 'l'}:1: entry {blob.digest} ({blob.media_type}): not a manifest" in line
     assert len(line.splitlines()) == 1
+
+
+def test_archive_whose_blob_is_a_hard_link_is_read(tmp_path: Path) -> None:
+    """skopeo reads such archives; a hard link to a member outside the archive is simply not found."""
+    tree = f.index([f.Entry(f.image(f.Platform("linux", "amd64")), f.Platform("linux", "amd64"))])
+    files = f.layout_files("1", tree)
+    child = f"blobs/sha256/{tree.manifests[0].hex}"
+    with tarfile.open(tmp_path / "a.tar", "w") as tar:
+        tar.addfile(_member("copy-of-child", len(files[child])), io.BytesIO(files[child]))
+        for name, data in files.items():
+            if name == child:
+                link = tarfile.TarInfo(name)
+                link.type, link.linkname = tarfile.LNKTYPE, "copy-of-child"
+                tar.addfile(link)
+            else:
+                tar.addfile(_member(name, len(data)), io.BytesIO(data))
+    proc = subprocess.run(
+        [sys.executable, "-m", "gate", "check", f"oci-archive:{tmp_path / 'a.tar'}:1", "-f", "json"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["digest"] == tree.digest
+
+
+def _member(name: str, size: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    return info
