@@ -8,7 +8,7 @@ from typing import Any
 
 from gate import manifest as mf
 from gate.rules import Context, Hit, rule
-from gate.rules.common import EMPTY_CONFIG, blob, is_attestation, oci_image
+from gate.rules.common import EMPTY_CONFIG, blob, entry, index_doc, is_attestation, oci_image
 
 
 @rule(
@@ -20,57 +20,27 @@ from gate.rules.common import EMPTY_CONFIG, blob, is_attestation, oci_image
         "https://github.com/moby/buildkit/blob/master/docs/attestations/attestation-storage.md",
     ],
     fix="build without them (docker buildx build --provenance=false --sbom=false), or keep them where supported",
-    passing={
-        "top": {
-            "schemaVersion": 2,
-            "mediaType": mf.OCI_INDEX,
-            "manifests": [
-                {
-                    "mediaType": mf.OCI_MANIFEST,
-                    "digest": "@a",
-                    "size": "@a",
-                    "platform": {"os": "linux", "architecture": "amd64"},
-                }
-            ],
-        },
-        "children": {"a": oci_image()},
-    },
+    passing={"top": index_doc(entry("a")), "children": {"a": oci_image()}},
     failing={
-        "top": {
-            "schemaVersion": 2,
-            "mediaType": mf.OCI_INDEX,
-            "manifests": [
-                {
-                    "mediaType": mf.OCI_MANIFEST,
-                    "digest": "@a",
-                    "size": "@a",
-                    "platform": {"os": "linux", "architecture": "amd64"},
-                },
-                {
-                    "mediaType": mf.OCI_MANIFEST,
-                    "digest": "@att",
-                    "size": "@att",
-                    "platform": {"os": "unknown", "architecture": "unknown"},
-                    "annotations": {
-                        "vnd.docker.reference.type": "attestation-manifest",
-                        "vnd.docker.reference.digest": "@a",
-                    },
-                },
-            ],
-        },
+        "top": index_doc(
+            entry("a"),
+            entry(
+                "att",
+                platform={"os": "unknown", "architecture": "unknown"},
+                annotations={"vnd.docker.reference.type": "attestation-manifest", "vnd.docker.reference.digest": "@a"},
+            ),
+        ),
         "children": {
             "a": oci_image(),
-            "att": {
-                **oci_image(),
-                "layers": [
-                    {
-                        "mediaType": "application/vnd.in-toto+json",
-                        "digest": "%provenance",
-                        "size": "%provenance",
-                        "annotations": {"in-toto.io/predicate-type": "https://slsa.dev/provenance/v0.2"},
-                    }
-                ],
-            },
+            "att": oci_image(
+                layers=[
+                    blob(
+                        "application/vnd.in-toto+json",
+                        "provenance",
+                        annotations={"in-toto.io/predicate-type": "https://slsa.dev/provenance/v0.2"},
+                    )
+                ]
+            ),
         },
     },
 )

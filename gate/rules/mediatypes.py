@@ -8,7 +8,6 @@ from typing import Any
 from gate import manifest as mf
 from gate.rules import Context, Hit, entries, rule
 from gate.rules.common import (
-    AMD64,
     DOCKER_CONFIG,
     DOCKER_LAYER,
     docker_image,
@@ -25,10 +24,6 @@ _WINDOWS = {"os": "windows", "architecture": "amd64", "os.version": "10.0.20348.
 CONVERT = "skopeo copy --all --format oci {source} {target}"
 
 
-def _index(media_type: str, *children: tuple[str, str, dict[str, str]]) -> dict[str, Any]:
-    return index_doc(*(entry(name, t, platform) for name, t, platform in children), media_type=media_type)
-
-
 @rule(
     "mixed-oci-index",
     severity="error",
@@ -40,9 +35,9 @@ def _index(media_type: str, *children: tuple[str, str, dict[str, str]]) -> dict[
         "https://github.com/opencontainers/image-spec/issues/1150",
     ],
     fix=CONVERT,
-    passing={"top": _index(mf.OCI_INDEX, ("a", mf.OCI_MANIFEST, AMD64)), "children": {"a": OCI_IMAGE}},
+    passing={"top": index_doc(entry("a")), "children": {"a": OCI_IMAGE}},
     failing={
-        "top": _index(mf.OCI_INDEX, ("a", mf.OCI_MANIFEST, AMD64), ("w", mf.DOCKER_MANIFEST, _WINDOWS)),
+        "top": index_doc(entry("a"), entry("w", mf.DOCKER_MANIFEST, _WINDOWS)),
         "children": {"a": OCI_IMAGE, "w": DOCKER_IMAGE},
     },
 )
@@ -71,8 +66,11 @@ def mixed_oci_index(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
         "https://github.com/podman-container-tools/buildah/issues/3550",
     ],
     fix=CONVERT,
-    passing={"top": _index(mf.DOCKER_LIST, ("d", mf.DOCKER_MANIFEST, AMD64)), "children": {"d": DOCKER_IMAGE}},
-    failing={"top": _index(mf.DOCKER_LIST, ("o", mf.OCI_MANIFEST, AMD64)), "children": {"o": OCI_IMAGE}},
+    passing={
+        "top": index_doc(entry("d", mf.DOCKER_MANIFEST), media_type=mf.DOCKER_LIST),
+        "children": {"d": DOCKER_IMAGE},
+    },
+    failing={"top": index_doc(entry("o"), media_type=mf.DOCKER_LIST), "children": {"o": OCI_IMAGE}},
 )
 def mixed_docker_list(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
     """A Docker manifest list lists OCI manifests or indexes.
@@ -100,8 +98,8 @@ def mixed_docker_list(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
         "https://github.com/google/go-containerregistry/blob/main/cmd/crane/doc/crane_validate.md",
     ],
     fix="rebuild the index from the manifests as stored (docker buildx imagetools create, or skopeo copy --all)",
-    passing={"top": _index(mf.OCI_INDEX, ("a", mf.OCI_MANIFEST, AMD64)), "children": {"a": OCI_IMAGE}},
-    failing={"top": _index(mf.OCI_INDEX, ("a", mf.DOCKER_MANIFEST, AMD64)), "children": {"a": OCI_IMAGE}},
+    passing={"top": index_doc(entry("a")), "children": {"a": OCI_IMAGE}},
+    failing={"top": index_doc(entry("a", mf.DOCKER_MANIFEST)), "children": {"a": OCI_IMAGE}},
 )
 def descriptor_media_type_mismatch(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
     """An index entry's `mediaType` is not the `mediaType` its manifest declares.

@@ -63,20 +63,9 @@ def schema(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
         "https://github.com/distribution/distribution/issues/3528",
     ],
     fix="rebuild the index from the manifests as stored (docker buildx imagetools create, or skopeo copy --all)",
-    passing={
-        "top": {
-            "mediaType": mf.OCI_INDEX,
-            "schemaVersion": 2,
-            "manifests": [entry("img")],
-        },
-        "children": {"img": oci_image()},
-    },
+    passing={"top": index_doc(entry("img")), "children": {"img": oci_image()}},
     failing={
-        "top": {
-            "mediaType": mf.OCI_INDEX,
-            "schemaVersion": 2,
-            "manifests": [entry("img", size=1)],
-        },
+        "top": index_doc(entry("img", size=1)),
         "children": {"img": oci_image()},
     },
 )
@@ -103,28 +92,10 @@ def descriptor_size_mismatch(ctx: Context, params: Mapping[str, Any]) -> Iterato
         "https://github.com/acorn-io/runtime/issues/951",
     ],
     fix="flatten it: list the image manifests in one index (docker buildx imagetools create -t TARGET IMAGE@DIGEST...)",
-    passing={
-        "top": {
-            "mediaType": mf.OCI_INDEX,
-            "schemaVersion": 2,
-            "manifests": [entry("img")],
-        },
-        "children": {"img": oci_image()},
-    },
+    passing={"top": index_doc(entry("img")), "children": {"img": oci_image()}},
     failing={
-        "top": {
-            "mediaType": mf.OCI_INDEX,
-            "schemaVersion": 2,
-            "manifests": [entry("inner", mf.OCI_INDEX)],
-        },
-        "children": {
-            "inner": {
-                "mediaType": mf.OCI_INDEX,
-                "schemaVersion": 2,
-                "manifests": [entry("img")],
-            },
-            "img": oci_image(),
-        },
+        "top": index_doc(entry("inner", mf.OCI_INDEX)),
+        "children": {"inner": index_doc(entry("img")), "img": oci_image()},
     },
 )
 def nested_index(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
@@ -206,15 +177,8 @@ def empty_layers(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
         "https://github.com/containers/podman/pull/8934",
     ],
     fix="push at least one image manifest into the index, or do not push the tag",
-    passing={
-        "top": {
-            "schemaVersion": 2,
-            "mediaType": mf.OCI_INDEX,
-            "manifests": [entry("img")],
-        },
-        "children": {"img": oci_image()},
-    },
-    failing={"top": {"schemaVersion": 2, "mediaType": mf.OCI_INDEX, "manifests": []}},
+    passing={"top": index_doc(entry("img")), "children": {"img": oci_image()}},
+    failing={"top": index_doc()},
 )
 def empty_index(ctx: Context, params: Mapping[str, Any]) -> Iterator[Hit]:
     """An index has no entries.
