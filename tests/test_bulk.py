@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import factory as f
 import pytest
+from gatecli import GATE, run_gate
 from registry import Registry
 
 from gate.audit import in_shard, parse_shard, read_list
 from gate.errors import UsageError
 
-GATE = [sys.executable, "-m", "gate"]
 FAILING = (
     b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json",'
     b'"manifests":[{"digest":"sha256:' + b"a" * 64 + b'"}]}'
@@ -23,7 +22,7 @@ FAILING = (
 
 
 def gate(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*GATE, *args], capture_output=True, text=True, input=stdin, timeout=180, check=False)
+    return run_gate(*args, stdin=stdin, timeout=180)
 
 
 def audit_json(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:

@@ -6,19 +6,17 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import factory as f
 import pytest
 from faultproxy import FaultProxy
+from gatecli import run_gate
 from registry import Registry
 
 from gate.cache import Cache
 from gate.skopeo import Skopeo
-
-GATE = [sys.executable, "-m", "gate"]
 
 
 def digest(data: bytes) -> str:
@@ -113,8 +111,7 @@ def counted(registry: Registry) -> Iterator[FaultProxy]:
 
 
 def gate(*args: str, cache: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, XDG_CACHE_HOME=str(cache))
-    return subprocess.run([*GATE, *args], capture_output=True, text=True, env=env, timeout=120, check=False)
+    return run_gate(*args, env=dict(os.environ, XDG_CACHE_HOME=str(cache)))
 
 
 def manifest_requests(proxy: FaultProxy) -> list[str]:

@@ -6,19 +6,18 @@ import base64
 import json
 import shlex
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import factory as f
+import gatecli
 import pytest
+from gatecli import run_gate
 from registry import Registry, skopeo
-
-GATE = [sys.executable, "-m", "gate"]
 
 
 def gate(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*GATE, *args], capture_output=True, text=True, timeout=timeout, check=False)
+    return run_gate(*args, timeout=timeout)
 
 
 def report(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
@@ -33,12 +32,9 @@ def by_target(data: dict[str, Any]) -> dict[str | None, dict[str, Any]]:
 
 
 def one_line_error(proc: subprocess.CompletedProcess[str], code: int) -> str:
-    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert "Traceback" not in proc.stderr
+    line = gatecli.one_line_error(proc, code)
     assert proc.stdout == ""
-    return lines[0]
+    return line
 
 
 @pytest.fixture(scope="module")

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 import yaml
+from gatecli import run_gate, user_env
 
 from gate.config import discover
 
@@ -22,18 +21,7 @@ QUAY = "quay.io/acme/python:3.12"
 
 
 def gate(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    full = {**os.environ, "XDG_CONFIG_HOME": str(cwd / "xdg"), "NO_COLOR": "1", **env}
-    if "REGISTRY_GATE_CONFIG" not in env:
-        full.pop("REGISTRY_GATE_CONFIG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "gate", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=cwd,
-        env=full,
-    )
+    return run_gate(*args, cwd=cwd, env=user_env(cwd, **env))
 
 
 def write(path: Path, text: str) -> Path:

@@ -11,7 +11,6 @@ import json
 import os
 import stat
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,22 +18,18 @@ from pathlib import Path
 import factory as f
 import pytest
 from faultproxy import FaultProxy
+from gatecli import one_line_error, run_gate
 from registry import Registry
 
-GATE = [sys.executable, "-m", "gate"]
 MANIFESTS = r"/v2/.+/manifests/"
 
 
 def gate(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*GATE, *args], capture_output=True, text=True, timeout=timeout, env=env, check=False)
+    return run_gate(*args, env=env, timeout=timeout)
 
 
 def one_line(proc: subprocess.CompletedProcess[str], code: int = 3) -> str:
-    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert "Traceback" not in proc.stderr
-    return lines[0]
+    return one_line_error(proc, code)
 
 
 @pytest.fixture(scope="module")

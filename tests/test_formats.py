@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 from pathlib import Path
@@ -15,6 +13,7 @@ from typing import Any
 import factory as f
 import jsonschema
 import pytest
+from gatecli import run_gate, user_env
 
 from gate.engine import evaluate, plan_targets
 from gate.errors import UsageError
@@ -34,19 +33,7 @@ SARIF_SCHEMA = json.loads((ROOT / "tests" / "data" / "sarif-schema-2.1.0.json").
 
 
 def gate(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    full = {**os.environ, "XDG_CONFIG_HOME": str(cwd / "xdg"), "NO_COLOR": "1", **env}
-    for name in ("REGISTRY_GATE_CONFIG", "GITHUB_ACTIONS"):
-        if name not in env:
-            full.pop(name, None)
-    return subprocess.run(
-        [sys.executable, "-m", "gate", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=cwd,
-        env=full,
-    )
+    return run_gate(*args, cwd=cwd, env=user_env(cwd, **env))
 
 
 def waive(tmp_path: Path) -> None:

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from gatecli import run_gate
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = f"oci:{ROOT / 'examples' / 'python-3.12'}:3.12"
 
@@ -26,8 +28,7 @@ def env(tmp: Path) -> dict[str, str]:
 
 
 def gate(*args: str, cwd: Path, tmp: Path) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-m", "gate", *args]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False, cwd=cwd, env=env(tmp))
+    return run_gate(*args, cwd=cwd, env=env(tmp))
 
 
 def git(*args: str, cwd: Path, tmp: Path) -> subprocess.CompletedProcess[str]:

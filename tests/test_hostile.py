@@ -18,9 +18,9 @@ from pathlib import Path
 
 import factory as f
 import pytest
+from gatecli import GATE
 from registry import Registry
 
-GATE = [sys.executable, "-m", "gate"]
 SECONDS = 20
 MEMORY = 1 << 30
 

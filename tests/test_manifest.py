@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from gatecli import run_gate
 
 from gate import manifest as mf
 
@@ -92,7 +92,7 @@ def test_type_is_guessed_from_the_shape_when_not_named(doc: dict[str, object], e
 
 
 def gate(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gate", *args], capture_output=True, text=True, check=False)
+    return run_gate(*args)
 
 
 def test_untyped_mixed_index_still_fails_quay(tmp_path: Path) -> None:

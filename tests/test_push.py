@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import factory as f
 import pytest
+from gatecli import run_gate, user_env
 from registry import Registry, skopeo
 
 from gate import manifest as mf
@@ -17,17 +16,7 @@ from gate.rules import catalog
 
 
 def gate(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "XDG_CONFIG_HOME": str(cwd / "xdg"), "NO_COLOR": "1"}
-    env.pop("REGISTRY_GATE_CONFIG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "gate", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        cwd=cwd,
-        env=env,
-    )
+    return run_gate(*args, cwd=cwd, env=user_env(cwd), timeout=300)
 
 
 def raw(registry: Registry, ref: str) -> dict[str, object]:
