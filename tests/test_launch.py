@@ -1,0 +1,144 @@
+"""The console script starts a check's first registry fetch before loading the CLI, and the check adopts it.
+
+Real skopeo against the real registry throughout. A spy `skopeo` on PATH logs each call's argv, then runs the real
+one: a call started early and taken over shows up once; one that was not taken over would show up twice.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import click
+import factory as f
+import pytest
+import typer.main
+from faultproxy import FaultProxy
+from gatecli import run_gate
+from registry import Registry
+
+from gate import launch, skopeo
+from gate.cli import app
+
+
+@pytest.fixture
+def spy(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """An environment whose `skopeo` appends its argv (one line a call) to a log, then runs the real skopeo."""
+    real = subprocess.run(["sh", "-c", "command -v skopeo"], capture_output=True, text=True, check=True).stdout.strip()
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    log = tmp_path / "calls.log"
+    (shim / "skopeo").write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {log}\nexec {real} "$@"\n')
+    (shim / "skopeo").chmod(0o755)
+    env = dict(os.environ, PATH=f"{shim}:{os.environ['PATH']}", XDG_CACHE_HOME=str(tmp_path / "cache"))
+    for name in (skopeo.USERNAME_ENV, skopeo.PASSWORD_ENV):
+        env.pop(name, None)
+    return env, log
+
+
+def test_the_option_tables_are_the_check_command_s_options() -> None:
+    check = typer.main.get_command(app).commands["check"]  # type: ignore[attr-defined]
+    valued, flags = set(), set()
+    for param in check.params:
+        if isinstance(param, click.Option):
+            names = [*param.opts, *param.secondary_opts]
+            (flags if param.is_flag else valued).update(names)
+    assert valued == launch.VALUED
+    assert flags == launch.FLAGS
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        ["SOURCE", "--no-tls-verify"],
+        ["SOURCE", "--no-tls-verify", "-t", "quay.io/x/y:1=quay", "--format=json"],
+        ["-j", "4", "--no-tls-verify", "SOURCE", "--no-cache", "-p", "oci"],
+    ],
+    ids=["plain", "options-after", "options-around"],
+)
+def test_the_early_fetch_is_taken_over_not_repeated(
+    registry: Registry, repo: str, spy: tuple[dict[str, str], Path], shape: list[str]
+) -> None:
+    env, log = spy
+    tree = f.index([f.image(f.Platform("linux", "amd64")), f.image(f.Platform("linux", "arm64"))])
+    f.push(registry, repo, "1", tree)
+    args = ["check", *(f"docker://{registry.host}/{repo}:1" if a == "SOURCE" else a for a in shape)]
+    assert launch.early_fetch(args) is not None  # this command line takes the early path
+    proc = run_gate(*args, env=env)
+    assert proc.returncode in (0, 1), proc.stderr
+    calls = log.read_text().splitlines()
+    assert sum(c.endswith(f"{repo}:1") for c in calls) == 1, calls
+    assert len(calls) == 3  # the index once, then its two children
+
+
+@pytest.mark.parametrize(
+    ("args", "why"),
+    [
+        (["check", "docker://h.io/r@sha256:" + "a" * 64], "digest-pinned: the cache may answer"),
+        (["check", "oci:layout"], "not a registry"),
+        (["check", "docker://h.io/r:1", "--help"], "help"),
+        (["check", "docker://h.io/r:1", "--jobs"], "a value is missing"),
+        (["check", "docker://h.io/r:1", "--tls-verify=false"], "a flag with a value"),
+        (["check", "docker://h.io/r:1", "extra"], "a second argument"),
+        (["rules"], "another command"),
+        (["check", "docker://-bad"], "not a reference"),
+    ],
+)
+def test_command_lines_that_start_nothing(args: list[str], why: str) -> None:
+    assert launch.early_fetch(args) is None, why
+
+
+def test_the_early_fetch_carries_the_registry_options() -> None:
+    argv = launch.early_fetch(
+        ["check", "--authfile", "/a.json", "--cert-dir=/certs", "docker://h.io/r:1", "--no-tls-verify"]
+    )
+    assert argv == [
+        "skopeo",
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        "--authfile=/a.json",
+        "--cert-dir=/certs",
+        "docker://h.io/r:1",
+    ]
+
+
+def test_no_early_fetch_with_credentials_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(skopeo.USERNAME_ENV, "u")
+    assert launch.early_fetch(["check", "docker://h.io/r:1"]) is None
+
+
+def test_an_early_fetch_nobody_takes_is_killed_at_exit(registry: Registry, repo: str) -> None:
+    f.push(registry, repo, "1", f.index([f.image(f.Platform("linux", "amd64"))]))
+    with FaultProxy(registry.url, hang_limit=30) as proxy:
+        proxy.fault(repo, "hang")  # the registry never answers: the early skopeo would wait 30 s
+        started = time.monotonic()
+        # --jobs 0 is refused by the CLI before any fetch, so the early call is never taken over
+        proc = run_gate("check", f"docker://{proxy.host}/{repo}:1", "--no-tls-verify", "--jobs", "0", timeout=20)
+        assert proc.returncode == 2, proc.stderr
+        assert time.monotonic() - started < 10
+        time.sleep(0.2)
+        left = [
+            p for p in Path("/proc").iterdir() if p.name.isdigit() and repo in _cmdline(p) and "skopeo" in _cmdline(p)
+        ]
+        assert left == []
+
+
+def _cmdline(proc: Path) -> str:
+    try:
+        return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def test_short_calls_run_without_go_s_collector(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GOGC", raising=False)
+    monkeypatch.delenv("GOMEMLIMIT", raising=False)
+    env = skopeo._env(["skopeo", "inspect", "--raw", "docker://h.io/r:1"])
+    assert env is not None
+    assert (env["GOGC"], env["GOMEMLIMIT"]) == ("off", "256MiB")
+    assert skopeo._env(["skopeo", "copy", "--all", "docker://a/b:1", "docker://c/d:1"]) is None
+    monkeypatch.setenv("GOGC", "50")
+    assert skopeo._env(["skopeo", "inspect", "--raw", "docker://h.io/r:1"]) is None  # the user's own setting
