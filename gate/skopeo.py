@@ -1,4 +1,5 @@
-"""The only place that runs skopeo.
+"""The only place that runs skopeo (with gate/early.py, its import-light half, which can start one call before the
+CLI loads; the call is then taken over here).
 
 Every call is an argv list (never a shell), has a timeout, and is retried a bounded number of times when the
 failure is transient (rate limit, 5xx, network, timeout). Failures are classified from stderr, because the
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gate import early
 from gate.errors import InspectError, UsageError
 
 if TYPE_CHECKING:
@@ -126,77 +128,27 @@ class Options:
 
     def registry_flags(self, prefix: str = "") -> list[str]:
         """`--tls-verify`, `--authfile`, `--cert-dir` for one side (`src-`/`dest-` in copy)."""
-        flags: list[str] = []
-        if self.tls_verify is not None:
-            flags.append(f"--{prefix}tls-verify={'true' if self.tls_verify else 'false'}")
-        if self.authfile:
-            flags.append(f"--{prefix}authfile={self.authfile}")
-        if self.cert_dir:
-            flags.append(f"--{prefix}cert-dir={self.cert_dir}")
-        return flags
+        return early.registry_flags(self.tls_verify, self.authfile, self.cert_dir, prefix)
 
 
 Runner = Callable[[Sequence[str], float], "subprocess.CompletedProcess[bytes]"]
 
-_SHORT_CALLS = ("inspect", "list-tags", "--version")
-
-
-def _env(argv: Sequence[str]) -> dict[str, str] | None:
-    """The environment for one call: short metadata calls run without Go's garbage collector.
-
-    `skopeo inspect --raw` spends about half of its CPU time collecting garbage that its own start-up made
-    (38 ms with the collector, 18.5 ms without, skopeo 1.9.3, `perf stat -r 30`), and a cold check starts one
-    per child, 16 at once on two CPUs. Such a call holds one manifest (the gate refuses more than 4.5 MiB), so its
-    heap stays small; GOMEMLIMIT (Go 1.19+) brings the collector back should it not. `copy` moves layers and keeps
-    the defaults, as does any GOGC the user set.
-    """
-    if len(argv) < 2 or argv[1] not in _SHORT_CALLS or "GOGC" in os.environ:
-        return None
-    return {**os.environ, "GOGC": "off", "GOMEMLIMIT": os.environ.get("GOMEMLIMIT", "256MiB")}
-
-
-def _spawn(argv: Sequence[str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(argv)
-    )
-
-
-_EARLY: dict[tuple[str, ...], subprocess.Popen[bytes]] = {}
-"""Calls started before the command line was parsed (`start_early`), by argv, until a matching call adopts them."""
-
-
-def start_early(argv: Sequence[str]) -> None:
-    """Start a call the run is about to make, so that the registry answers while Python loads the CLI.
-
-    The call whose argv is the same, element for element, takes the process over (`_run`); one that nobody takes
-    is killed at exit. Failing to start is not an error here: the real call will report it.
-    """
-    import atexit
-
-    try:
-        _EARLY[tuple(argv)] = _spawn(argv)
-    except OSError:
-        return
-    atexit.register(_reap_early)
-
-
-def _reap_early() -> None:
-    while _EARLY:
-        _, proc = _EARLY.popitem()
-        proc.kill()
-        proc.wait()
-
 
 def _run(argv: Sequence[str], timeout: float) -> subprocess.CompletedProcess[bytes]:
-    proc = _EARLY.pop(tuple(argv), None) or _spawn(argv)
-    with proc:
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            raise
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    started = early.take(list(argv))
+    if started is None:
+        return subprocess.run(
+            list(argv),
+            capture_output=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            env=early.go_env(list(argv)),
+            check=False,
+        )
+    result = started.wait(timeout)
+    if result is None:
+        raise subprocess.TimeoutExpired(list(argv), timeout)
+    return subprocess.CompletedProcess(list(argv), *result)
 
 
 def _deadline_error(what: str) -> InspectError:
@@ -298,7 +250,7 @@ class Skopeo:
     def inspect_argv(self, ref: str) -> list[str]:
         """The argv of `skopeo inspect --raw docker://REF` with our registry options."""
         check_reference(ref)
-        return [self.binary, "inspect", "--raw", *self.options.registry_flags(), f"docker://{ref}"]
+        return early.inspect_argv(ref, self.options.registry_flags(), self.binary)
 
     def inspect_raw(self, ref: str) -> bytes:
         """The manifest bytes exactly as the registry stores them (`skopeo inspect --raw docker://REF`)."""
@@ -329,8 +281,8 @@ class Skopeo:
         self._call(argv[1:], f"{source} -> {dest}", timeout=max(600.0, self.options.timeout))
 
 
-USERNAME_ENV = "REGISTRY_GATE_USERNAME"
-PASSWORD_ENV = "REGISTRY_GATE_PASSWORD"
+USERNAME_ENV = early.USERNAME_ENV
+PASSWORD_ENV = early.PASSWORD_ENV
 REGISTRY_ENV = "REGISTRY_GATE_REGISTRY"
 
 

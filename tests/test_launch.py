@@ -17,10 +17,13 @@ import pytest
 import typer.main
 from faultproxy import FaultProxy
 from gatecli import run_gate
+from hypothesis import given
+from hypothesis import strategies as st
 from registry import Registry
 
-from gate import launch, skopeo
+from gate import early, launch, skopeo
 from gate.cli import app
+from gate.reference import parse
 
 
 @pytest.fixture
@@ -83,7 +86,10 @@ def test_the_early_fetch_is_taken_over_not_repeated(
         (["check", "docker://h.io/r:1", "--tls-verify=false"], "a flag with a value"),
         (["check", "docker://h.io/r:1", "extra"], "a second argument"),
         (["rules"], "another command"),
-        (["check", "docker://-bad"], "not a reference"),
+        (["check", "docker://-bad.io/r:1"], "not a host"),
+        (["check", "docker://python:3.12"], "Docker Hub's short name: normalised by the CLI"),
+        (["check", "docker://index.docker.io/library/python:3.12"], "a Docker Hub alias"),
+        (["check", "docker://h.io/r"], "no tag: the CLI decides"),
     ],
 )
 def test_command_lines_that_start_nothing(args: list[str], why: str) -> None:
@@ -133,12 +139,56 @@ def _cmdline(proc: Path) -> str:
         return ""
 
 
-def test_short_calls_run_without_go_s_collector(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("GOGC", raising=False)
-    monkeypatch.delenv("GOMEMLIMIT", raising=False)
-    env = skopeo._env(["skopeo", "inspect", "--raw", "docker://h.io/r:1"])
+def test_short_calls_run_on_one_go_thread_without_the_collector(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("GOGC", "GOMAXPROCS", "GOMEMLIMIT"):
+        monkeypatch.delenv(name, raising=False)
+    env = early.go_env(["skopeo", "inspect", "--raw", "docker://h.io/r:1"])
     assert env is not None
-    assert (env["GOGC"], env["GOMEMLIMIT"]) == ("off", "256MiB")
-    assert skopeo._env(["skopeo", "copy", "--all", "docker://a/b:1", "docker://c/d:1"]) is None
+    assert (env["GOGC"], env["GOMAXPROCS"], env["GOMEMLIMIT"]) == ("off", "1", "256MiB")
+    assert early.go_env(["skopeo", "copy", "--all", "docker://a/b:1", "docker://c/d:1"]) is None
     monkeypatch.setenv("GOGC", "50")
-    assert skopeo._env(["skopeo", "inspect", "--raw", "docker://h.io/r:1"]) is None  # the user's own setting
+    assert early.go_env(["skopeo", "inspect", "--raw", "docker://h.io/r:1"]) is None  # the user's own setting
+
+
+@given(st.text(alphabet="abcdefgh.-:/_019AB@ ", max_size=40))
+def test_a_canonical_reference_is_what_the_cli_names(ref: str) -> None:
+    """What the early call names is what the real call names: the reference reads back unchanged."""
+    if launch.canonical(ref):
+        assert str(parse(f"docker://{ref}")) == ref
+
+
+@pytest.mark.parametrize(
+    "ref", ["ghcr.io/org/app:1.2", "127.0.0.1:5000/a/b:latest", "localhost/x:y", "quay.io/o/r:v1_2-3"]
+)
+def test_common_references_are_canonical(ref: str) -> None:
+    assert launch.canonical(ref)
+    assert str(parse(f"docker://{ref}")) == ref
+
+
+def test_an_early_call_that_cannot_start_leaves_the_failure_to_the_real_one(tmp_path: Path) -> None:
+    early.start([str(tmp_path / "no-such-skopeo"), "inspect", "--raw", "docker://h.io/r:1"])
+    assert early.take([str(tmp_path / "no-such-skopeo"), "inspect", "--raw", "docker://h.io/r:1"]) is None
+
+
+def test_an_early_call_past_its_timeout_is_killed(tmp_path: Path) -> None:
+    """The real call's timeout applies to a call that started early (a shell stands in for a hung skopeo)."""
+    argv = ["sh", "-c", "echo started; exec sleep 30"]
+    early.start(argv)
+    started = early.take(argv)
+    assert started is not None
+    began = time.monotonic()
+    assert started.wait(0.5) is None
+    assert time.monotonic() - began < 5
+    with pytest.raises(ChildProcessError):
+        os.waitpid(started.pid, os.WNOHANG)  # killed and reaped
+
+
+def test_an_early_call_s_output_and_status_are_kept_whole() -> None:
+    argv = ["sh", "-c", "head -c 300000 /dev/zero | tr '\\0' x; echo oops >&2; exit 3"]
+    early.start(argv)
+    started = early.take(argv)
+    assert started is not None
+    result = started.wait(30)
+    assert result is not None
+    status, out, err = result
+    assert (status, len(out), set(out), err) == (3, 300000, {ord("x")}, b"oops\n")
