@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -114,6 +115,41 @@ def index_with_children(entries: int, folder: Path) -> bytes:
     return f.to_json({"schemaVersion": 2, "mediaType": f.OCI_INDEX, "manifests": manifests})
 
 
+def evaluate_once(entries: int, evaluate_it: bool) -> None:
+    """One process's worth of evaluation (run under valgrind by `instructions`): everything but the evaluation
+    itself (start-up, policies, building the index) also runs with `evaluate_it` False, to be subtracted."""
+    sys.path.insert(0, str(ROOT))
+    from gate.engine import Target, evaluate
+    from gate.policy import Registry as Policies
+    from gate.sources import open_source
+
+    policies = Policies()
+    folder = Path(tempfile.mkdtemp(prefix="registry-gate-bench-once-"))
+    path = folder / "index.json"
+    path.write_bytes(wide_index(entries))
+    if evaluate_it:
+        image = open_source(str(path))
+        for name in sorted(policies.profiles):
+            evaluate(image, Target(None, None, name, None, "--profile"), policies)
+    shutil.rmtree(folder)
+
+
+def instructions(entries: int) -> int:
+    """Instructions the evaluation of an `entries`-entry index under every profile executes (valgrind's count:
+    the same for the same program and input whatever else the machine is doing)."""
+    valgrind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+    counts = []
+    for mode in ("evaluate", "setup-only"):
+        proc = subprocess.run(
+            [*valgrind, PYTHON, __file__, "--evaluate-once", str(entries), mode],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        counts.append(int(re.search(r"Collected : (\d+)", proc.stderr).group(1)))  # type: ignore[union-attr]
+    return counts[0] - counts[1]
+
+
 def sixteen_platforms() -> f.Tree:
     archs = ["amd64", "arm64", "arm", "386", "ppc64le", "s390x", "riscv64", "mips64le"]
     images = [
@@ -128,7 +164,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="fewer runs and 30 references instead of 100")
     parser.add_argument("--offline", action="store_true", help="only what needs no registry: evaluation, start-up")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count the evaluation's instructions under valgrind (callgrind): about 6 more minutes",
+    )
+    parser.add_argument("--evaluate-once", nargs=2, metavar=("ENTRIES", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.evaluate_once:
+        evaluate_once(int(args.evaluate_once[0]), args.evaluate_once[1] == "evaluate")
+        return
     runs = 2 if args.quick else args.runs
     refs_count = 30 if args.quick else 100
     figures: dict[str, float] = {}
@@ -232,6 +277,10 @@ def main() -> None:
 
         figures[f"resolve + evaluate {entries} children (CPU)"] = cpu_time(resolve_all, max(runs, 3))
 
+    if args.instructions:
+        for entries in (1_000, 10_000):
+            figures[f"evaluate {entries} entries: instructions"] = instructions(entries)
+
     # -- 3. start-up --------------------------------------------------------------------------------------------
     run([GATE, "--version"], env)  # the skopeo version is cached after the first run
     figures["registry-gate --version"] = median_time(lambda: run([GATE, "--version"], env), 20)
@@ -246,7 +295,7 @@ def main() -> None:
         f"load average at start {load:.1f}, at end {os.getloadavg()[0]:.1f}"
     )
     for name, value in figures.items():
-        if name.startswith("requests") or name.endswith("calls"):
+        if name.startswith("requests") or name.endswith(("calls", "instructions")):
             print(f"  {name:<48} {value:8.0f}")
         else:
             print(f"  {name:<48} {value:8.3f} s")
@@ -262,6 +311,10 @@ def main() -> None:
         "evaluate 10,000 / 1,000 (function calls)": (
             "evaluate 10000 entries: Python function calls",
             "evaluate 1000 entries: Python function calls",
+        ),
+        "evaluate 10,000 / 1,000 (instructions)": (
+            "evaluate 10000 entries: instructions",
+            "evaluate 1000 entries: instructions",
         ),
         "resolve + evaluate 10,000 / 1,000 children": (
             "resolve + evaluate 10000 children (CPU)",
