@@ -13,7 +13,7 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -133,11 +133,18 @@ def expand(specs: list[str], tags: str | None, skopeo: Skopeo, jobs: int) -> lis
 
 
 def check_one(
-    source: str, targets: list[Target], registry: Registry, skopeo: Skopeo, jobs: int, cache: Cache, run: Settled
+    source: str,
+    targets: list[Target],
+    registry: Registry,
+    skopeo: Skopeo,
+    jobs: int,
+    cache: Cache,
+    run: Settled,
+    source_flags: Sequence[str] = (),
 ) -> Outcome:
     try:
         image = open_source(source, skopeo, jobs, None, cache)
-        results = [evaluate(image, t, registry) for t in targets]
+        results = [evaluate(image, t, registry, source_flags) for t in targets]
         run.waive(results, image.top.digest)
     except GateError as exc:
         return Outcome(source, error=exc)
@@ -160,6 +167,7 @@ def run(
     cache: Cache,
     progress: Callable[[int, int, str], None] | None,
     run: Settled,
+    source_flags: Sequence[str] = (),
 ) -> list[Outcome]:
     """Check every source, `jobs` at a time, in the order given."""
     done = 0
@@ -167,7 +175,7 @@ def run(
 
     def one(source: str) -> Outcome:
         nonlocal done
-        outcome = check_one(source, targets, registry, skopeo, jobs, cache, run)
+        outcome = check_one(source, targets, registry, skopeo, jobs, cache, run, source_flags)
         if progress is not None:
             with lock:
                 done += 1

@@ -115,7 +115,7 @@ def check(
         registry = Registry(run.policies)
         targets = plan_targets(run.targets, run.profiles, registry, run.registries)
         image = opened()
-    results = [evaluate(image, t, registry) for t in targets]
+    results = [evaluate(image, t, registry, options.registry_flags("src-")) for t in targets]
     run.waive(results, image.top.digest)
     report = Report(image.source, image.top.digest, image.top.type, results, run.notices, run.fail_on)
     outputs.write(report, planned)
@@ -275,7 +275,9 @@ def audit(
     with session(options, _hosts(specs), jobs) as skopeo:
         expanded = [s for s in bulk.expand(specs, tags, skopeo, jobs) if bulk.in_shard(s, which)]
         progress = bulk.Progress()
-        outcomes = bulk.run(expanded, targets, registry, skopeo, jobs, Cache(disk=not no_cache), progress, run)
+        cache = Cache(disk=not no_cache)
+        flags = options.registry_flags("src-")
+        outcomes = bulk.run(expanded, targets, registry, skopeo, jobs, cache, progress, run, flags)
         progress.close()
     code = bulk.worst_exit(outcomes)
     sys.stdout.write(audit_report.render(outcomes, fmt, code, which))

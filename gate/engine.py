@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from gate import manifest as mf
@@ -140,7 +140,9 @@ def version_notices(target: Target, registry: Registry) -> list[str]:
     return [f"{label}: not a version the profile knows ({listed}); its version conditions were applied as written"]
 
 
-def evaluate(image: mf.Image, target: Target, registry: Registry) -> Result:
+def evaluate(image: mf.Image, target: Target, registry: Registry, source_flags: Sequence[str] = ()) -> Result:
+    """The findings of `target`'s profile on `image`; `source_flags` are the skopeo `--src-*` flags the image was
+    read with, carried into fix commands when the source is a registry."""
     effective = registry.resolve(target.profile, target.version)
     result = Result(target, effective)
     if target.chosen_by == "default":
@@ -153,6 +155,7 @@ def evaluate(image: mf.Image, target: Target, registry: Registry) -> Result:
     ctx = Context(image, target.ref)
     source = transport_name(image.source)
     dest = f"docker://{target.ref}" if target.ref else "docker://DEST"
+    flags = source_flags if image.source.startswith("docker://") else ()
     skipped = []
     for setting in effective.active():
         rule = setting.rule
@@ -160,7 +163,7 @@ def evaluate(image: mf.Image, target: Target, registry: Registry) -> Result:
             skipped.append(rule.id)
             continue
         for hit in rule.check(ctx, setting.params):
-            result.findings.append(_finding(hit, setting.rule.id, setting, source, dest))
+            result.findings.append(_finding(hit, setting.rule.id, setting, source, dest, flags))
     if skipped and any(n.depth for n in image.nodes):
         result.notices.append(
             "child manifests were not inspected, so these rules did not run: " + ", ".join(sorted(skipped))
@@ -179,7 +182,18 @@ def printable(text: str) -> str:
     return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
-def _finding(hit: Hit, rule_id: str, setting: Setting, source: str, dest: str) -> Finding:
+def fix_command(template: str, source: str, dest: str, source_flags: Sequence[str] = ()) -> str:
+    """A rule's fix with the source and destination filled in, shell-quoted. A `skopeo copy` that reads the source
+    also gets the flags the gate itself needed to read it (`--src-tls-verify=false`, `--src-authfile`,
+    `--src-cert-dir`); the destination's are the user's to add, since reading one registry insecurely says nothing
+    about the other."""
+    fix = template.replace("{source}", shlex.quote(source)).replace("{target}", shlex.quote(dest))
+    if source_flags and "{source}" in template and "skopeo copy " in fix:
+        fix = fix.replace("skopeo copy ", f"skopeo copy {shlex.join(source_flags)} ", 1)
+    return fix
+
+
+def _finding(hit: Hit, rule_id: str, setting: Setting, source: str, dest: str, flags: Sequence[str]) -> Finding:
     node = hit.node
     if hit.entry is not None:
         digest, platform = hit.entry.digest, hit.entry.platform
@@ -189,9 +203,7 @@ def _finding(hit: Hit, rule_id: str, setting: Setting, source: str, dest: str) -
     message = hit.message
     if setting.note:
         message = f"{message}: {setting.note}"
-    fix = None
-    if setting.rule.fix:
-        fix = setting.rule.fix.replace("{source}", shlex.quote(source)).replace("{target}", shlex.quote(dest))
+    fix = fix_command(setting.rule.fix, source, dest, flags) if setting.rule.fix else None
     return Finding(
         rule=rule_id,
         severity=setting.severity,

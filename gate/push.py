@@ -62,7 +62,7 @@ def push(
     hosts = {ref.host} | ({parse_reference(source).host} if source.startswith("docker://") else set())
     with session(options, hosts) as skopeo:
         image = open_source(source, skopeo, jobs)
-        result = evaluate(image, target, registry)
+        result = evaluate(image, target, registry, options.registry_flags("src-"))
         run.waive([result], image.top.digest)
         report = Report(image.source, image.top.digest, image.top.type, [result], run.notices, run.fail_on)
         sys.stdout.write(render(report, "text"))

@@ -15,6 +15,10 @@ import pytest
 from gatecli import run_gate
 from registry import Registry, skopeo
 
+from gate.engine import evaluate, fix_command, target_from_option
+from gate.policy import Registry as Policies
+from gate.sources import open_source
+
 
 def gate(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return run_gate(*args, timeout=timeout)
@@ -72,7 +76,9 @@ def test_mixed_index_fails_quay_and_passes_docker_hub(python_312: tuple[str, f.T
     assert {x["platform"] for x in errors} == {f"windows/amd64 ({e['platform']['os.version']})" for e in windows}
     assert {x["path"] for x in errors} == {"manifests[4].mediaType", "manifests[5].mediaType"}
     assert all("https://github.com/quay/quay/pull/6070" in x["sources"] for x in errors)
-    assert errors[0]["fix"] == f"skopeo copy --all --format oci docker://{ref} docker://quay.io/acme/python:3.12"
+    assert errors[0]["fix"] == (
+        f"skopeo copy --src-tls-verify=false --all --format oci docker://{ref} docker://quay.io/acme/python:3.12"
+    )
     assert not [x for x in hub["findings"] if x["severity"] in ("error", "warning")]
 
 
@@ -81,10 +87,11 @@ def test_the_printed_fix_converts_and_the_recheck_passes(python_312: tuple[str, 
     dest = f"{registry.host}/library/python-fixed:3.12"
     data = report(gate("check", f"docker://{ref}", "--no-tls-verify", "--target", f"{dest}=quay", "--format", "json"))
     fix = {x["fix"] for x in data["targets"][0]["findings"] if x["rule"] == "mixed-oci-index"}
-    assert fix == {f"skopeo copy --all --format oci docker://{ref} docker://{dest}"}
+    assert fix == {f"skopeo copy --src-tls-verify=false --all --format oci docker://{ref} docker://{dest}"}
     argv = shlex.split(fix.pop())
     assert argv[:2] == ["skopeo", "copy"]
-    skopeo(*argv[1:2], "--insecure-policy", "--src-tls-verify=false", "--dest-tls-verify=false", *argv[2:])
+    # the source's flag comes printed; the destination is the user's to vouch for
+    skopeo(*argv[1:2], "--insecure-policy", "--dest-tls-verify=false", *argv[2:])
     after = gate(
         "check", f"docker://{dest}", "--no-tls-verify", "--target", "quay.io/acme/python:3.12", "--format", "json"
     )
@@ -137,7 +144,10 @@ def test_text_output_names_rule_entry_fix_and_source(python_312: tuple[str, f.Tr
     out = proc.stdout
     assert "FAIL  quay.io/acme/python:3.12  [quay, host quay.io]" in out
     assert "mixed-oci-index" in out and "windows/amd64 (10.0.20348.2966)" in out
-    assert f"fix: skopeo copy --all --format oci docker://{ref} docker://quay.io/acme/python:3.12" in out
+    assert (
+        f"fix: skopeo copy --src-tls-verify=false --all --format oci docker://{ref} docker://quay.io/acme/python:3.12"
+        in out
+    )
     assert "see: https://github.com/quay/quay/blob/v3.17.4/image/oci/index.py" in out
     assert "\033[" not in out  # not a TTY: no colour
 
@@ -362,3 +372,24 @@ def test_children_folder_names_and_a_missing_child(tmp_path: Path) -> None:
     proc = gate("check", str(saved), "--children", str(tmp_path / "kids"), "--profile", "oci", "--format", "json")
     assert proc.returncode == 0, proc.stderr
     assert report(proc)["targets"][0]["verdict"] == "pass"
+
+
+def test_fix_commands_carry_the_flags_the_source_was_read_with(tmp_path: Path) -> None:
+    convert = "skopeo copy --all --format oci {source} {target}"
+    flags = ["--src-tls-verify=false", "--src-authfile=/my auth.json", "--src-cert-dir=/certs"]
+    assert fix_command(convert, "docker://h.io/a:1", "docker://q.io/b:1", flags) == (
+        "skopeo copy --src-tls-verify=false '--src-authfile=/my auth.json' --src-cert-dir=/certs "
+        "--all --format oci docker://h.io/a:1 docker://q.io/b:1"
+    )
+    # a command that does not read the source, or that is not skopeo's, is left as written
+    assert fix_command("oras push {target}", "docker://h.io/a:1", "docker://q.io/b:1", flags) == (
+        "oras push docker://q.io/b:1"
+    )
+    # flags for a registry never reach a fix for a layout source
+    layout = tmp_path / "layout"
+    f.write_layout(layout, "3.12", f.python_like())
+    image = open_source(f"oci:{layout}:3.12")
+    policies = Policies()
+    target = target_from_option("quay.io/acme/python:3.12", policies)
+    fixes = {x.fix for x in evaluate(image, target, policies, flags).findings if x.rule == "mixed-oci-index"}
+    assert fixes == {f"skopeo copy --all --format oci oci:{layout}:3.12 docker://quay.io/acme/python:3.12"}
