@@ -44,3 +44,18 @@ def one_line_error(proc: subprocess.CompletedProcess[str], code: int) -> str:
     assert len(lines) == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     return lines[0]
+
+
+def skopeo_spy(folder: Path, record: str) -> tuple[dict[str, str], Path]:
+    """An environment whose `skopeo` first runs the sh snippet `record` (the log file is "$LOG"), then execs the real
+    skopeo with the same arguments; no credentials or auth file of this environment's leak in. Returns (env, log)."""
+    real = subprocess.run(["sh", "-c", "command -v skopeo"], capture_output=True, text=True, check=True).stdout.strip()
+    shim = folder / "bin"
+    shim.mkdir()
+    log = folder / "skopeo-calls.log"
+    (shim / "skopeo").write_text(f'#!/bin/sh\nLOG={log}\n{record}\nexec {real} "$@"\n')
+    (shim / "skopeo").chmod(0o755)
+    env = dict(os.environ, PATH=f"{shim}:{os.environ['PATH']}", XDG_CACHE_HOME=str(folder / "cache"))
+    for name in ("REGISTRY_AUTH_FILE", "REGISTRY_GATE_USERNAME", "REGISTRY_GATE_PASSWORD", "REGISTRY_GATE_REGISTRY"):
+        env.pop(name, None)
+    return env, log

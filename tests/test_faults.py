@@ -18,7 +18,7 @@ from pathlib import Path
 import factory as f
 import pytest
 from faultproxy import FaultProxy
-from gatecli import one_line_error, run_gate
+from gatecli import one_line_error, run_gate, skopeo_spy
 from registry import Registry
 
 MANIFESTS = r"/v2/.+/manifests/"
@@ -204,21 +204,11 @@ def auth_pushed(auth_registry: Registry) -> str:
 @pytest.fixture
 def recording_path(tmp_path: Path) -> tuple[dict[str, str], Path]:
     """An environment whose `skopeo` logs its argv (and the mode of any --authfile) before running the real one."""
-    real = subprocess.run(["sh", "-c", "command -v skopeo"], capture_output=True, text=True, check=True).stdout.strip()
-    shim = tmp_path / "bin"
-    shim.mkdir()
-    log = tmp_path / "argv.log"
-    (shim / "skopeo").write_text(
-        "#!/bin/sh\n"
-        f'for a in "$@"; do printf "%s\\n" "$a" >> {log}; case "$a" in --authfile=*) '
-        f'stat -c "mode=%a" "${{a#--authfile=}}" >> {log};; esac; done\n'
-        f'exec {real} "$@"\n'
+    return skopeo_spy(
+        tmp_path,
+        'for a in "$@"; do printf "%s\\n" "$a" >> "$LOG"; case "$a" in --authfile=*) '
+        'stat -c "mode=%a" "${a#--authfile=}" >> "$LOG";; esac; done',
     )
-    (shim / "skopeo").chmod(0o755)
-    env = dict(os.environ, PATH=f"{shim}:{os.environ['PATH']}", XDG_CACHE_HOME=str(tmp_path / "cache"))
-    for name in ("REGISTRY_AUTH_FILE", "REGISTRY_GATE_USERNAME", "REGISTRY_GATE_PASSWORD", "REGISTRY_GATE_REGISTRY"):
-        env.pop(name, None)
-    return env, log
 
 
 def test_auth_registry_without_credentials(auth_pushed: str, recording_path: tuple[dict[str, str], Path]) -> None:

@@ -7,7 +7,6 @@ one: a call started early and taken over shows up once; one that was not taken o
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import factory as f
 import pytest
 import typer.main
 from faultproxy import FaultProxy
-from gatecli import run_gate
+from gatecli import run_gate, skopeo_spy
 from hypothesis import given
 from hypothesis import strategies as st
 from registry import Registry
@@ -29,16 +28,7 @@ from gate.reference import parse
 @pytest.fixture
 def spy(tmp_path: Path) -> tuple[dict[str, str], Path]:
     """An environment whose `skopeo` appends its argv (one line a call) to a log, then runs the real skopeo."""
-    real = subprocess.run(["sh", "-c", "command -v skopeo"], capture_output=True, text=True, check=True).stdout.strip()
-    shim = tmp_path / "bin"
-    shim.mkdir()
-    log = tmp_path / "calls.log"
-    (shim / "skopeo").write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {log}\nexec {real} "$@"\n')
-    (shim / "skopeo").chmod(0o755)
-    env = dict(os.environ, PATH=f"{shim}:{os.environ['PATH']}", XDG_CACHE_HOME=str(tmp_path / "cache"))
-    for name in (skopeo.USERNAME_ENV, skopeo.PASSWORD_ENV):
-        env.pop(name, None)
-    return env, log
+    return skopeo_spy(tmp_path, 'printf "%s\\n" "$*" >> "$LOG"')
 
 
 def test_the_option_tables_are_the_check_command_s_options() -> None:
