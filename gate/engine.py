@@ -13,6 +13,7 @@ from gate.policy import Effective, Registry, Setting, split_profile
 from gate.reference import Reference
 from gate.reference import parse as parse_reference
 from gate.rules import Context, Hit
+from gate.sources import source_tag
 
 BASELINE = "oci"
 
@@ -115,6 +116,15 @@ def target_from_profile(spec: str, registry: Registry) -> Target:
     return Target(None, None, name, version, "--profile")
 
 
+def destination(ref: Reference | None, source: str) -> str:
+    """Where a fix copies to: the target; one named without a tag or digest takes the source's tag, so that the
+    fixes for many tags of one repository (`audit`) do not all land on `latest`."""
+    if ref is None:
+        return "docker://DEST"
+    tag = source_tag(source) if ref.tag is None and ref.digest is None else None
+    return f"docker://{ref}:{tag}" if tag else f"docker://{ref}"
+
+
 def transport_name(source: str) -> str:
     """The source as skopeo names it, for fix commands (`docker://...`, `oci:DIR:TAG`)."""
     if source.startswith(("docker://", "oci:", "oci-archive:")):
@@ -154,7 +164,7 @@ def evaluate(image: mf.Image, target: Target, registry: Registry, source_flags: 
     result.notices += version_notices(target, registry)
     ctx = Context(image, target.ref)
     source = transport_name(image.source)
-    dest = f"docker://{target.ref}" if target.ref else "docker://DEST"
+    dest = destination(target.ref, image.source)
     flags = source_flags if image.source.startswith("docker://") else ()
     skipped = []
     for setting in effective.active():

@@ -281,6 +281,19 @@ def _split_layout(spec: str) -> tuple[str, str | None]:
     return spec, None
 
 
+def source_tag(spec: str) -> str | None:
+    """The tag a source names (`docker://H/R:TAG`, `oci:DIR:TAG`, `oci-archive:FILE:TAG`), else None."""
+    if spec.startswith("docker://"):
+        try:
+            return parse_reference(spec).tag
+        except UsageError:
+            return None
+    for transport in ("oci:", "oci-archive:"):
+        if spec.startswith(transport):
+            return _split_layout(spec[len(transport) :])[1]
+    return None
+
+
 def from_layout(spec: str, archive: bool, jobs: int) -> mf.Image:
     location, tag = _split_layout(spec)
     transport = "oci-archive" if archive else "oci"

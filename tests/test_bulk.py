@@ -170,3 +170,23 @@ def test_progress_is_drawn_on_a_terminal_only(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert b"[1/1] " + str(saved).encode() in drawn  # the list is deduplicated: one source
     assert json.loads(proc.stdout)["totals"]["sources"] == 1  # stdout stays clean JSON
+
+
+def test_fixes_for_an_untagged_target_keep_each_source_s_tag(registry: Registry) -> None:
+    """Audit fixes for `-t quay.io/acme/python` copy each tag to its own tag, not every one onto `latest`."""
+    tree = f.python_like()
+    for tag in ("3.12", "3.13"):
+        f.push(registry, "bulk/python", tag, tree)
+    proc = gate("audit", f"{registry.host}/bulk/python", "--no-tls-verify", "-t", "quay.io/acme/python", "-f", "json")
+    assert proc.returncode == 1, proc.stderr
+    fixes = {
+        report["source"]: {x["fix"] for x in report["targets"][0]["findings"] if x["rule"] == "mixed-oci-index"}
+        for report in audit_json(proc)["reports"]
+    }
+    assert fixes == {
+        f"docker://{registry.host}/bulk/python:{tag}": {
+            f"skopeo copy --src-tls-verify=false --all --format oci docker://{registry.host}/bulk/python:{tag} "
+            f"docker://quay.io/acme/python:{tag}"
+        }
+        for tag in ("3.12", "3.13")
+    }
