@@ -41,6 +41,14 @@ def decide(report: Report, result: Result, fix: bool) -> tuple[bool, bool, list[
     return fix and convertible, fix and convertible, blocking
 
 
+def _gate_flags(options: Options) -> list[str]:
+    """The registry options of this run as `registry-gate` flags, for the re-check it prints."""
+    flags = [] if options.tls_verify is None else ["--tls-verify" if options.tls_verify else "--no-tls-verify"]
+    flags += ["--authfile", options.authfile] if options.authfile else []
+    flags += ["--cert-dir", options.cert_dir] if options.cert_dir else []
+    return flags
+
+
 def push(
     source: str,
     dest: str,
@@ -77,8 +85,10 @@ def push(
             _out(f"push: refused: {len(blocking)} failing finding(s) for {dest_ref}, nothing copied; {hint}")
             return EXIT_FAIL
         argv = skopeo.copy_argv(source, f"docker://{dest_ref}", oci=convert)
-        recheck = f"registry-gate check docker://{dest_ref} --target {dest_ref}={target.profile}" + (
-            f"@{target.version}" if target.version else ""
+        version = f"@{target.version}" if target.version else ""
+        chosen = f"{dest_ref}={target.profile}{version}"
+        recheck = shlex.join(
+            ["registry-gate", "check", f"docker://{dest_ref}", *_gate_flags(options), "--target", chosen]
         )
         if dry_run:
             _out(f"push: would run: {shlex.join(argv)}")

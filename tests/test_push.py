@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -83,17 +84,11 @@ def test_fix_converts_to_oci_and_the_destination_passes(
     windows = [e for e in entries if e["platform"]["os"] == "windows"]
     child = raw(registry, f"{dest}@{windows[0]['digest']}")
     assert child["mediaType"] == mf.OCI_MANIFEST
-    # An independent re-check of what landed agrees.
-    again = gate(
-        "check",
-        f"docker://{registry.host}/{dest}:3.12",
-        "--target",
-        f"{registry.host}/{dest}:3.12=quay",
-        "--no-tls-verify",
-        "--format",
-        "json",
-        cwd=tmp_path,
-    )
+    # The re-check it printed, run as printed, agrees.
+    printed = [line for line in proc.stdout.splitlines() if line.startswith("push: checking what landed: ")]
+    argv = shlex.split(printed[0].split(": ", 2)[2])
+    assert argv[:2] == ["registry-gate", "check"] and "--no-tls-verify" in argv
+    again = gate(*argv[1:], "--format", "json", cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
     assert json.loads(again.stdout)["targets"][0]["verdict"] == "pass"
 
@@ -122,7 +117,11 @@ def test_dry_run_prints_the_exact_command_and_copies_nothing(
         f"docker://{mixed} docker://{registry.host}/{dest}:3.12"
     )
     assert expected in proc.stdout.splitlines()
-    assert f"push: then check what landed: registry-gate check docker://{registry.host}/{dest}:3.12" in proc.stdout
+    recheck = (
+        f"push: then check what landed: registry-gate check docker://{registry.host}/{dest}:3.12 --no-tls-verify "
+        f"--target {registry.host}/{dest}:3.12=quay"
+    )
+    assert recheck in proc.stdout.splitlines()
     assert not exists(registry, f"{dest}:3.12")
 
 
