@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from gate.config import discover, load
-from gate.errors import EXIT_PASS, UsageError
+from gate.errors import EXIT_FAIL, EXIT_INSPECT, EXIT_PASS, EXIT_USAGE, UsageError
 
 MARKER = "# registry-gate pre-push hook"
 
@@ -73,6 +73,9 @@ def run(config: str | None, no_waivers: bool) -> int:
         sys.stdout.flush()
         argv = [sys.executable, "-m", "gate", "check", image, "--config", str(path)]
         code = subprocess.run([*argv, "--no-waivers"] if no_waivers else argv, check=False).returncode
+        if code not in (EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INSPECT):  # killed by a signal, or crashed
+            sys.stdout.write(f"registry-gate hook: the check of {image} did not finish (exit {code})\n")
+            code = EXIT_INSPECT
         worst = max(worst, code)
     if worst:
         sys.stdout.write("registry-gate hook: push stopped (git push --no-verify skips the hook)\n")

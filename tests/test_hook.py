@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from gatecli import run_gate
+import factory as f
+from faultproxy import FaultProxy
+from gatecli import GATE, run_gate
+from registry import Registry
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = f"oci:{ROOT / 'examples' / 'python-3.12'}:3.12"
@@ -114,3 +119,37 @@ def test_install_warns_when_there_is_no_config_yet(tmp_path: Path) -> None:
     assert "warning: no .registry-gate.yaml here yet" in proc.stderr
     configured = repo_with_remote(tmp_path, f"images: [{EXAMPLE}]\n")
     assert "warning" not in gate("hook", "install", cwd=configured, tmp=tmp_path).stderr
+
+
+def test_a_check_killed_by_a_signal_stops_the_push(registry: Registry, repo: str, tmp_path: Path) -> None:
+    """The hook fails closed: a check that never finishes (here SIGKILLed while the registry hangs) is exit 3."""
+    f.push(registry, repo, "1", f.index([f.image(f.Platform("linux", "amd64"))]))
+    with FaultProxy(registry.url, hang_limit=60) as proxy:
+        proxy.fault(repo, "hang")
+        image = f"docker://{proxy.host}/{repo}:1"
+        (tmp_path / ".registry-gate.yaml").write_text(f"images: ['{image}']\n")
+        hook = subprocess.Popen(
+            [*GATE, "hook", "run"], cwd=tmp_path, env=env(tmp_path), stdout=subprocess.PIPE, text=True
+        )
+        deadline = time.monotonic() + 30
+        check = None
+        while check is None and time.monotonic() < deadline:
+            check = next((p for p in _processes() if "check" in p[1] and image in p[1] and "gate" in p[1]), None)
+            time.sleep(0.05)
+        assert check is not None, "the hook never started the check"
+        os.kill(check[0], signal.SIGKILL)
+        out, _ = hook.communicate(timeout=30)
+    assert hook.returncode == 3, out
+    assert f"the check of {image} did not finish (exit -9)" in out
+    assert "push stopped" in out
+
+
+def _processes() -> list[tuple[int, str]]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                found.append((int(entry.name), (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()))
+            except (OSError, UnicodeDecodeError):
+                continue
+    return found
