@@ -1,14 +1,17 @@
-"""The import-light half of the skopeo adapter: what runs before the CLI loads (standard modules os and select only).
+"""The import-light half of the skopeo adapter: how a skopeo process is started, waited for and stopped, with the
+standard modules os, select and _thread only.
 
 `registry-gate check docker://HOST/REPO:TAG` knows its first skopeo call from the command line alone. Starting it
 here, 20 ms after Python starts, instead of after typer, dataclasses, re and subprocess have loaded (80 ms, more
-on a busy machine), lets the registry answer while they load. `gate/skopeo.py`, which owns every skopeo call,
-takes the started process over when it makes the call with the same argv (`take`); a process nobody takes is
-killed at exit. The flags and environment of a call are built here, so that both halves build them alike.
+on a busy machine), lets the registry answer while they load. `gate/skopeo.py`, which decides every skopeo call,
+takes the started process over when it makes the call with the same argv (`take`), and starts every other call
+through `Started` as well, so that the end of a run, however it ends, can stop them all (`stop_all`). The flags
+and environment of a call are built here, so that both halves build them alike.
 """
 
 from __future__ import annotations
 
+import _thread
 import os
 import select
 
@@ -50,19 +53,54 @@ def go_env(argv: list[str]) -> dict[str, str] | None:
     return {**os.environ, "GOGC": "off", "GOMAXPROCS": "1", "GOMEMLIMIT": os.environ.get("GOMEMLIMIT", "256MiB")}
 
 
+_SIGKILL = 9
+_SIGPIPE = 13  # the same numbers on every Linux architecture; the signal module costs 5 ms to load
+_LOCK = _thread.allocate_lock()
+_LIVE: set[Started] = set()
+"""Every skopeo process started and not yet reaped, so that the end of a run can stop them all (`stop_all`)."""
+_ending = False
+
+
+def _inherited_fds() -> list[int]:
+    """Descriptors above 2 that a child would inherit: posix_spawn has no close_fds before Python 3.13, and a
+    caller's pipe held open by a skopeo process would keep that caller waiting."""
+    fds: list[int] = []
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return fds  # no /proc: nothing to go by
+    for name in names:
+        fd = int(name)
+        try:
+            if fd > 2 and os.get_inheritable(fd):
+                fds.append(fd)
+        except OSError:
+            continue  # the listing's own descriptor, closed by now
+    return fds
+
+
 class Started:
-    """A skopeo process started early, its stdout and stderr on pipes (`os.posix_spawnp`: no shell, no fork)."""
+    """A skopeo process with its stdout and stderr on pipes: `os.posix_spawnp` (no shell, no fork), stdin from
+    /dev/null, only descriptors 0-2 inherited, SIGPIPE back to its default."""
 
     def __init__(self, argv: list[str]) -> None:
+        if _ending:
+            raise OSError("the run is ending: no new skopeo process")
         out_r, out_w = os.pipe()  # all four close-on-exec; the child gets its stdout and stderr through dup2
         err_r, err_w = os.pipe()
-        actions = [
+        actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = [
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
             (os.POSIX_SPAWN_DUP2, out_w, 1),
             (os.POSIX_SPAWN_DUP2, err_w, 2),
         ]
+        actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inherited_fds()]
         try:
-            self.pid = os.posix_spawnp(argv[0], argv, go_env(argv) or os.environ, file_actions=actions)
+            with _LOCK:
+                self.pid = os.posix_spawnp(
+                    argv[0], argv, go_env(argv) or os.environ, file_actions=actions, setsigdef=(_SIGPIPE,)
+                )
+                self.reaped = False
+                _LIVE.add(self)
         except OSError:
             os.close(out_r)
             os.close(err_r)
@@ -96,16 +134,33 @@ class Started:
                     reading.discard(fd)
         out, err = (bytes(self.read[fd]) for fd in self.fds)
         self._close()
-        _, status = os.waitpid(self.pid, 0)
+        pause = 0.001
+        while (status := self._reap(os.WNOHANG)) is None:  # it closed its output: it is about to exit, or hangs
+            if time.monotonic() >= deadline:
+                self.kill()
+                return None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
         return os.waitstatus_to_exitcode(status), out, err
 
     def kill(self) -> None:
-        try:
-            os.kill(self.pid, 9)  # SIGKILL (the signal module is not loaded yet)
-            os.waitpid(self.pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
+        """Kill and reap it (from the thread that owns it)."""
+        with _LOCK:
+            if not self.reaped:
+                os.kill(self.pid, _SIGKILL)
+        self._reap(0)
         self._close()
+
+    def _reap(self, flags: int) -> int | None:
+        with _LOCK:
+            if self.reaped:
+                return None if flags else 0
+            pid, status = os.waitpid(self.pid, flags)
+            if pid == 0:
+                return None
+            self.reaped = True
+            _LIVE.discard(self)
+            return status
 
     def _close(self) -> None:
         while self.fds:
@@ -118,13 +173,10 @@ _STARTED: dict[tuple[str, ...], Started] = {}
 def start(argv: list[str]) -> None:
     """Start `argv` now for a call the run is about to make. Failing to start is not an error here: the real call
     will meet the same failure and report it."""
-    import atexit
-
     try:
         _STARTED[tuple(argv)] = Started(argv)
     except OSError:
         return
-    atexit.register(_reap)
 
 
 def take(argv: list[str]) -> Started | None:
@@ -132,6 +184,29 @@ def take(argv: list[str]) -> Started | None:
     return _STARTED.pop(tuple(argv), None) if _STARTED else None
 
 
-def _reap() -> None:
+def stop_all() -> None:
+    """The run is over (done, failed, or signalled): start no more skopeo processes and kill those still running.
+
+    A call nobody took is killed and reaped here; one a thread is waiting for is only killed, and that thread reaps
+    it and closes its pipes (its wait returns at once, with the kill as exit status).
+    """
+    global _ending
+    _ending = True
     while _STARTED:
         _STARTED.popitem()[1].kill()
+    with _LOCK:
+        for proc in _LIVE:
+            os.kill(proc.pid, _SIGKILL)
+
+
+def stop_on_signals() -> None:
+    """On SIGTERM or SIGHUP, stop every skopeo process before dying of the signal, as the run would have."""
+    import signal
+
+    def stop(signum: int, _frame: object) -> None:
+        stop_all()
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop)

@@ -80,17 +80,21 @@ def early_fetch(args: list[str]) -> list[str] | None:
 
 def main() -> None:
     argv = early_fetch(sys.argv[1:])
+    from gate import early
+
     if argv is not None:
-        from gate import early
-
         early.start(argv)
-    from gate.cli import main as cli
-
+    early.stop_on_signals()
     try:
+        from gate.cli import main as cli
+
         cli()
+    except KeyboardInterrupt:  # Ctrl-C before the CLI took over its handling: no traceback
+        sys.exit(130)
     finally:
-        # The run is over. Python's shutdown collects garbage over every object, which took 35-58 ms after a check
-        # (35,000 objects, most of them typer's and the policies'); the OS frees them at once.
+        early.stop_all()  # an error or a signal can end the run while skopeo processes still run
+        # Python's shutdown collects garbage over every object, which took 35-58 ms after a check (35,000 objects,
+        # most of them typer's and the policies'); the OS frees them at once.
         import gc
 
         gc.freeze()

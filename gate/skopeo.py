@@ -135,16 +135,7 @@ Runner = Callable[[Sequence[str], float], "subprocess.CompletedProcess[bytes]"]
 
 
 def _run(argv: Sequence[str], timeout: float) -> subprocess.CompletedProcess[bytes]:
-    started = early.take(list(argv))
-    if started is None:
-        return subprocess.run(
-            list(argv),
-            capture_output=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-            env=early.go_env(list(argv)),
-            check=False,
-        )
+    started = early.take(list(argv)) or early.Started(list(argv))
     result = started.wait(timeout)
     if result is None:
         raise subprocess.TimeoutExpired(list(argv), timeout)

@@ -7,6 +7,8 @@ one: a call started early and taken over shows up once; one that was not taken o
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import factory as f
 import pytest
 import typer.main
 from faultproxy import FaultProxy
-from gatecli import run_gate, skopeo_spy
+from gatecli import GATE, run_gate, skopeo_spy
 from hypothesis import given
 from hypothesis import strategies as st
 from registry import Registry
@@ -182,3 +184,66 @@ def test_an_early_call_s_output_and_status_are_kept_whole() -> None:
     assert result is not None
     status, out, err = result
     assert (status, len(out), set(out), err) == (3, 300000, {ord("x")}, b"oops\n")
+
+
+def test_a_skopeo_process_inherits_only_stdin_stdout_and_stderr() -> None:
+    r, w = os.pipe()
+    os.set_inheritable(w, True)  # as a caller's shell hands its own descriptors down
+    try:
+        result = early.Started(["sh", "-c", "ls /proc/$$/fd"]).wait(30)
+    finally:
+        os.close(r)
+        os.close(w)
+    assert result is not None
+    assert sorted(int(fd) for fd in result[1].split()) == [0, 1, 2]
+
+
+def test_the_timeout_holds_after_the_process_closes_its_output() -> None:
+    began = time.monotonic()
+    assert early.Started(["sh", "-c", "exec >&- 2>&-; sleep 30"]).wait(0.5) is None
+    assert time.monotonic() - began < 5
+
+
+def test_stop_all_kills_running_processes_and_starts_no_more(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(early, "_ending", False)  # restored after the test: stop_all ends this process's runs
+    running = early.Started(["sleep", "30"])
+    early.start(["sleep", "31"])  # an early call nobody took
+    early.stop_all()
+    began = time.monotonic()
+    result = running.wait(30)
+    assert result is not None and result[0] == -9
+    assert time.monotonic() - began < 5
+    assert early.take(["sleep", "31"]) is None
+    with pytest.raises(OSError, match="ending"):
+        early.Started(["true"])
+
+
+def _skopeo_for(repo: str) -> list[str]:
+    return [
+        p.name for p in Path("/proc").iterdir() if p.name.isdigit() and repo in _cmdline(p) and "skopeo" in _cmdline(p)
+    ]
+
+
+@pytest.mark.parametrize("ending", ["usage-error", "sigterm"])
+def test_a_run_that_ends_early_leaves_no_skopeo_behind(registry: Registry, repo: str, ending: str) -> None:
+    """A usage error found after the fetch started, or a SIGTERM, ends the run at once and kills its skopeo calls
+    (the registry hangs, so they would otherwise run on, and the exit would wait for their retries)."""
+    f.push(registry, repo, "1", f.index([f.image(f.Platform("linux", "amd64"))]))
+    with FaultProxy(registry.url, hang_limit=60) as proxy:
+        proxy.fault(repo, "hang")
+        args = ["check", f"docker://{proxy.host}/{repo}:1", "--no-tls-verify"]
+        started = time.monotonic()
+        if ending == "usage-error":
+            proc = run_gate(*args, "-t", "not a reference", timeout=30)
+            assert proc.returncode == 2, proc.stderr
+            assert "Traceback" not in proc.stderr
+        else:
+            gate = subprocess.Popen([*GATE, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            while not _skopeo_for(repo) and time.monotonic() - started < 20:
+                time.sleep(0.02)
+            assert _skopeo_for(repo), "no skopeo call started"
+            gate.send_signal(signal.SIGTERM)
+            assert gate.wait(timeout=20) == -signal.SIGTERM
+        assert time.monotonic() - started < 10
+        time.sleep(0.2)
+        assert _skopeo_for(repo) == []
