@@ -221,7 +221,7 @@ def _finding(hit: Hit, rule_id: str, setting: Setting, source: str, dest: str, f
         digest=digest,
         platform=printable(str(platform)) if platform else None,
         message=printable(message),
-        fix=fix,
+        fix=printable(fix) if fix else None,
         sources=setting.sources,
     )
 

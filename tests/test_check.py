@@ -393,3 +393,30 @@ def test_fix_commands_carry_the_flags_the_source_was_read_with(tmp_path: Path) -
     target = target_from_option("quay.io/acme/python:3.12", policies)
     fixes = {x.fix for x in evaluate(image, target, policies, flags).findings if x.rule == "mixed-oci-index"}
     assert fixes == {f"skopeo copy --all --format oci oci:{layout}:3.12 docker://quay.io/acme/python:3.12"}
+
+
+def test_odd_authfile_paths_in_fix_commands_are_escaped_not_fatal(
+    python_312: tuple[str, f.Tree], tmp_path: Path
+) -> None:
+    """An --authfile path with a terminal escape, a backslash and a byte that is not UTF-8 reaches the fix
+    command escaped in every format, and the verdict still comes out (it used to crash the markdown writer)."""
+    ref, _ = python_312
+    folder = tmp_path / "odd\x1b[31m\\dir\udcff"  # \udcff is the byte 0xff in a file name
+    folder.mkdir()
+    (folder / "auth.json").write_text("{}")
+    md, js = tmp_path / "r.md", tmp_path / "r.json"
+    proc = gate(
+        "check", f"docker://{ref}", "--no-tls-verify", "--authfile", str(folder / "auth.json"),
+        "-t", "quay.io/acme/python:3.12", "-f", "text", "-o", "-", "-f", "markdown", "-o", str(md),
+        "-f", "json", "-o", str(js),
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert "\x1b" not in proc.stdout and "Traceback" not in proc.stderr
+    fix = next(x["fix"] for x in report_file(js)["targets"][0]["findings"] if x["rule"] == "mixed-oci-index")
+    assert "--src-authfile=" in fix and "\\u001b[31m\\dir\\udcff/auth.json" in fix
+    assert f"`{fix}`" in md.read_text()  # the code span keeps the backslashes as they are
+
+
+def report_file(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data

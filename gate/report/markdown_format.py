@@ -20,10 +20,13 @@ def cell(text: str | None) -> str:
 
 
 def code(text: str | None) -> str:
+    """A code span in a table cell: a backslash is literal there (doubling it would change a pasted path); only
+    the cell's own `|` needs escaping."""
     if not text:
         return ""
     fence = "``" if "`" in text else "`"
-    return f"{fence}{cell(text)}{fence}"
+    body = text.replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+    return f"{fence}{body}{fence}"
 
 
 def _overall(report: Report) -> str:
