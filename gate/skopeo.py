@@ -44,6 +44,11 @@ _KINDS: list[tuple[str, str, str]] = [
         "write the reference as HOST/REPOSITORY:TAG or HOST/REPOSITORY@sha256:DIGEST",
     ),
     (
+        "too-large",
+        r"exceeded maximum allowed size",
+        "skopeo reads no manifest over 4 MiB, and no registry stores one: split the index, or drop annotations",
+    ),
+    (
         "rate-limit",
         (r"toomanyrequests|too many requests|rate limit|" + _status("429")),
         "wait and retry, or authenticate (--authfile) to raise the registry's pull limit",

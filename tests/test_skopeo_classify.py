@@ -29,6 +29,8 @@ from gate.skopeo import classify
         ("unknown: 502 Bad Gateway", "server"),
         ('Get "https://h/v2/": x509: certificate signed by unknown authority', "tls"),
         ('Error parsing image name "docker://-foo": invalid reference format', "bad-reference"),
+        # the format string is in skopeo 1.9.3's binary (containers/image's 4 MiB manifest limit)
+        ("reading manifest 1 in h/a/b: exceeded maximum allowed size of 4194304 bytes", "too-large"),
     ],
 )
 def test_classify(stderr: str, kind: str) -> None:
