@@ -1,5 +1,5 @@
-"""The only place that runs skopeo (with gate/early.py, its import-light half, which can start one call before the
-CLI loads; the call is then taken over here).
+"""The only place that decides how skopeo runs. Its import-light half, gate/early.py, starts and stops the processes
+(and can start the first call before the CLI loads, which this module then takes over).
 
 Every call is an argv list (never a shell), has a timeout, and is retried a bounded number of times when the
 failure is transient (rate limit, 5xx, network, timeout). Failures are classified from stderr, because the
@@ -243,14 +243,10 @@ class Skopeo:
             cache.remember_skopeo_version(key, version)
         return version
 
-    def inspect_argv(self, ref: str) -> list[str]:
-        """The argv of `skopeo inspect --raw docker://REF` with our registry options."""
-        check_reference(ref)
-        return early.inspect_argv(ref, self.options.registry_flags(), self.binary)
-
     def inspect_raw(self, ref: str) -> bytes:
         """The manifest bytes exactly as the registry stores them (`skopeo inspect --raw docker://REF`)."""
-        return self._call(self.inspect_argv(ref)[1:], ref)
+        check_reference(ref)
+        return self._call(early.inspect_argv(ref, self.options.registry_flags(), self.binary)[1:], ref)
 
     def list_tags(self, repository: str) -> list[str]:
         import json
