@@ -11,14 +11,13 @@ import json
 import os
 import resource
 import subprocess
-import sys
 import tarfile
 import time
 from pathlib import Path
 
 import factory as f
 import pytest
-from gatecli import GATE
+from gatecli import GATE, one_line_error, run_gate
 from registry import Registry
 
 SECONDS = 20
@@ -344,32 +343,15 @@ def test_layout_blob_that_is_a_fifo_or_a_folder_is_refused(tmp_path: Path) -> No
         child = layout / "blobs" / "sha256" / tree.manifests[0].hex
         child.unlink()
         os.mkfifo(child) if kind == "fifo" else child.mkdir()
-        proc = subprocess.run(
-            [sys.executable, "-m", "gate", "check", f"oci:{layout}:1"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-        assert proc.returncode == 3, proc.stderr
-        assert "is not a regular file" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+        assert "is not a regular file" in one_line_error(run_gate("check", f"oci:{layout}:1", timeout=30), 3)
 
 
 def test_layout_tag_that_points_at_a_layer_names_the_layout_and_entry(tmp_path: Path) -> None:
     blob = f.layer("x").blob
     tree = f.Tree(blob)
     f.write_layout(tmp_path / "l", "1", tree)
-    proc = subprocess.run(
-        [sys.executable, "-m", "gate", "check", f"oci:{tmp_path / 'l'}:1"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert proc.returncode == 2
-    line = proc.stderr.strip()
+    line = one_line_error(run_gate("check", f"oci:{tmp_path / 'l'}:1", timeout=30), 2)
     assert f"oci:{tmp_path / 'l'}:1: entry {blob.digest} ({blob.media_type}): not a manifest" in line
-    assert len(line.splitlines()) == 1
 
 
 def test_archive_whose_blob_is_a_hard_link_is_read(tmp_path: Path) -> None:
@@ -386,13 +368,7 @@ def test_archive_whose_blob_is_a_hard_link_is_read(tmp_path: Path) -> None:
                 tar.addfile(link)
             else:
                 tar.addfile(_member(name, len(data)), io.BytesIO(data))
-    proc = subprocess.run(
-        [sys.executable, "-m", "gate", "check", f"oci-archive:{tmp_path / 'a.tar'}:1", "-f", "json"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    proc = run_gate("check", f"oci-archive:{tmp_path / 'a.tar'}:1", "-f", "json", timeout=30)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["digest"] == tree.digest
 
