@@ -99,7 +99,6 @@ class Started:
                 self.pid = os.posix_spawnp(
                     argv[0], argv, go_env(argv) or os.environ, file_actions=actions, setsigdef=(_SIGPIPE,)
                 )
-                self.reaped = False
                 _LIVE.add(self)
         except OSError:
             os.close(out_r)
@@ -146,19 +145,18 @@ class Started:
     def kill(self) -> None:
         """Kill and reap it (from the thread that owns it)."""
         with _LOCK:
-            if not self.reaped:
+            if self in _LIVE:  # not reaped yet: the pid is still ours
                 os.kill(self.pid, _SIGKILL)
         self._reap(0)
         self._close()
 
     def _reap(self, flags: int) -> int | None:
         with _LOCK:
-            if self.reaped:
+            if self not in _LIVE:  # reaped already
                 return None if flags else 0
             pid, status = os.waitpid(self.pid, flags)
             if pid == 0:
                 return None
-            self.reaped = True
             _LIVE.discard(self)
             return status
 
